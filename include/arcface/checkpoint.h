@@ -1,0 +1,63 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <nlohmann/json.hpp>
+
+#include "arcface/backbone.h"
+#include "arcface/head.h"
+#include "arcface/image.h"
+#include "arcface/optim.h"
+
+namespace arcface {
+
+namespace fs = std::filesystem;
+
+/// Tensors by PyTorch name ("layer1.0.conv1.weight"), parameters and buffers alike.
+using StateDict = std::vector<std::pair<std::string, at::Tensor>>;
+
+/// A module's parameters and buffers, detached copies on the CPU.
+StateDict state_dict(const torch::nn::Module& module);
+
+/// Copies `state` into `module`, strictly: a missing, unexpected or mis-shaped tensor is an
+/// error that lists them all, so a wrong checkpoint never half-loads. `what` names the source.
+void load_state_dict(torch::nn::Module& module, const StateDict& state, const std::string& what);
+
+/// A training checkpoint with the fields of seed 002's dictionary. It is written in
+/// torch.save's zip format as a plain dictionary, so Python reads it with torch.load:
+/// format, format_version, backbone, backbone_options, preprocess, head, num_classes,
+/// backbone_state_dict, head_state_dict, optimizer_state_dict {state, param_groups},
+/// scheduler_state_dict, epoch, batch_in_epoch, global_step, config, metrics.
+struct Checkpoint {
+  static constexpr int64_t kFormatVersion = 1;
+
+  BackboneOptions backbone{"resnet_face18"};
+  Preprocess preprocess;
+  MarginHeadOptions head{512, 2};
+  StateDict backbone_state, head_state;
+  std::string optimizer_type;
+  OptimizerState optimizer_state;
+  nlohmann::json scheduler = nlohmann::json::object();
+  int64_t epoch = 0;           // epochs completed
+  int64_t batch_in_epoch = 0;  // batches of the next epoch already done (an interrupted epoch)
+  int64_t global_step = 0;
+  nlohmann::json config = nlohmann::json::object();   // the resolved training config
+  nlohmann::json metrics = nlohmann::json::object();  // e.g. the last validation
+};
+
+/// Writes atomically (temporary file, then rename): an interrupted save never destroys the
+/// previous checkpoint at `path`.
+void save_checkpoint(const Checkpoint& checkpoint, const fs::path& path);
+
+/// Reads a checkpoint; a file that is not one, or of another format version, is an error.
+Checkpoint load_checkpoint(const fs::path& path);
+
+/// Writes text atomically (temporary file, then rename).
+void write_file_atomic(const fs::path& path, const std::string& text);
+
+}  // namespace arcface

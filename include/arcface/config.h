@@ -1,0 +1,105 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace arcface {
+
+/// The training configuration. Its YAML form uses seed 000's keys (model.backbone,
+/// model.metric, loss.type, training.lr, paths.checkpoints_path, ...) plus data and
+/// validation sections; `config/default.yaml` reproduces seed 000. Every key is listed once,
+/// in `visit_config` (config.cpp), which reads, checks and writes them all.
+struct ModelConfig {
+  std::string backbone = "resnet_face18";  // resnet_face18/34/50, iresnet18/34/50, mobilefacenet
+  std::string metric = "arc_margin";       // arc_margin (ArcFace), add_margin (CosFace), softmax
+  bool use_se = false;
+  int64_t num_classes = 100;
+  int64_t embedding_size = 512;
+  double scale = 30.0;
+  double margin = -1;  // < 0: the metric's default (ArcFace 0.5, CosFace 0.4)
+  bool easy_margin = false;
+  double dropout = -1;  // < 0: the backbone's default (resnet_face 0.5, others 0)
+};
+
+struct LossConfig {
+  std::string type = "focal_loss";  // focal_loss or cross_entropy
+  double gamma = 2.0;
+};
+
+struct TrainingConfig {
+  int64_t batch_size = 32;
+  int64_t max_epoch = 100;
+  double lr = 0.001;
+  std::string lr_schedule = "step";    // step, multistep or cosine
+  int64_t lr_step = 20;                // step: decay every lr_step epochs
+  std::vector<int64_t> lr_milestones;  // multistep: decay at these epochs
+  double lr_decay = 0.1;
+  double lr_min = 0.0;            // cosine: the final learning rate
+  double warmup_epochs = 0;       // linear warm-up from zero, in (fractional) epochs
+  std::string optimizer = "sgd";  // sgd (with momentum) or adam
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  bool drop_last = true;  // a last batch of one image would break BatchNorm
+  uint64_t seed = 42;
+  int64_t print_freq = 10;     // log every N batches
+  int64_t save_interval = 10;  // keep epoch_NNN.pt every N epochs
+  std::string device = "cpu";  // cpu or cuda
+  int64_t threads = 0;         // intra-op threads; 0 = one per core
+};
+
+struct DataConfig {
+  std::string train_root;    // identity-per-folder image root
+  std::string train_list;    // "path label" lines relative to train_root; empty: use the folders
+  int64_t input_size = 128;  // network input, square
+  int64_t channels = 1;      // 1 = grayscale, 3 = RGB
+  int64_t resize = 0;        // images are resized to this before cropping; 0 = input_size
+  std::vector<double> mean{0.5};  // per channel, on 0..1 pixel values
+  std::vector<double> std{0.5};
+  bool random_flip = true;
+  bool random_crop = true;  // random input_size crop of the resized image (centre crop at test)
+  int64_t workers = 1;      // decoding threads
+  bool cache = true;        // keep decoded images in memory (small sets: decode once)
+};
+
+struct ValConfig {
+  std::string root;   // LFW image root; empty disables validation
+  std::string pairs;  // pairs.txt, lfw_test_pair.txt or .bin
+  std::string pairs_format = "auto";
+  int64_t interval = 1;  // validate every N epochs
+  int64_t folds = 10;    // use only the first N folds (quicker checks)
+  std::string flip = "concat";
+  int64_t batch_size = 64;
+};
+
+struct PathsConfig {
+  std::string checkpoints_path = "checkpoints";
+  std::string test_model_path = "checkpoints/best.pt";
+};
+
+struct TrainConfig {
+  ModelConfig model;
+  LossConfig loss;
+  TrainingConfig training;
+  DataConfig data;
+  ValConfig val;
+  PathsConfig paths;
+};
+
+/// Reads a YAML config and applies `key=value` overrides (dotted keys, YAML values). Unknown
+/// keys, wrong types and out-of-range values are errors naming the file, line and key.
+TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+/// The same from YAML text (`source` names it in errors).
+TrainConfig parse_config(const std::string& yaml, const std::string& source,
+                         const std::vector<std::string>& overrides = {});
+
+/// The resolved config, every key with its value.
+nlohmann::json config_to_json(const TrainConfig& config);
+
+/// Every dotted key the config knows.
+std::vector<std::string> config_keys();
+
+}  // namespace arcface

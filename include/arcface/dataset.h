@@ -1,0 +1,82 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace arcface {
+
+namespace fs = std::filesystem;
+
+/// One training image: its path relative to the dataset root, and its class.
+struct Sample {
+  std::string path;
+  int64_t label = 0;
+};
+
+/// A labelled image set: the root its paths are relative to, and the samples.
+struct Dataset {
+  fs::path root;
+  std::vector<Sample> samples;
+  /// One more than the largest label.
+  int64_t num_classes() const;
+};
+
+/// True for the image file extensions the toolkit decodes (jpg, jpeg, png, bmp, webp, tif).
+bool is_image_file(const fs::path& path);
+
+/// The identity folders of an identity-per-folder root, sorted by name, each with its image
+/// file names sorted. Throws when the root is missing or holds no identity folder.
+struct Identity {
+  std::string name;
+  std::vector<std::string> images;  // relative to the root: "name/file.jpg"
+};
+std::vector<Identity> scan_identities(const fs::path& root);
+
+/// Reads a train list of `relative/path.jpg label` lines (seed 000's train_list.txt). The label
+/// is the last field, so paths may hold spaces. Errors name the file and line.
+Dataset read_train_list(const fs::path& list, const fs::path& root);
+
+/// Every image of an identity-per-folder root, labelled by folder in name order.
+Dataset dataset_from_folders(const fs::path& root);
+
+/// Writes `path label` lines; the inverse of read_train_list.
+void write_train_list(const fs::path& out, const std::vector<Sample>& samples);
+
+/// Checks that every sample's file exists and its label is below `num_classes`; the error
+/// names the first offending line and how many more there are.
+void validate_dataset(const Dataset& data, int64_t num_classes, const std::string& source);
+
+// --- balanced subset selection (seed 000's create_train_list) ---
+
+enum class SelectOrder {
+  Name,   // the first K qualified people in name order (reproduces the seed's counts)
+  Count,  // the K people with most images, ties by name
+};
+
+struct SelectOptions {
+  fs::path root;
+  int64_t min_images = 10;
+  int64_t classes = 100;
+  int64_t max_per_class = 20;
+  SelectOrder order = SelectOrder::Name;
+  uint64_t seed = 42;
+};
+
+struct SelectResult {
+  int64_t total_persons = 0;
+  int64_t qualified = 0;
+  int64_t selected = 0;
+  int64_t at_cap = 0;  // selected people who end with exactly max_per_class images
+  std::vector<std::string> class_names;  // label i is class_names[i]
+  std::vector<Sample> samples;           // shuffled
+};
+
+/// Keeps people with at least `min_images`, takes `classes` of them in `order`, samples up to
+/// `max_per_class` images of each and shuffles, all with `seed`.
+SelectResult select_balanced(const SelectOptions& options);
+
+SelectOrder parse_select_order(const std::string& name);
+
+}  // namespace arcface

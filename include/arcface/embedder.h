@@ -1,0 +1,82 @@
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <opencv2/core.hpp>
+
+#include "arcface/backbone.h"
+#include "arcface/image.h"
+
+namespace arcface {
+
+namespace fs = std::filesystem;
+
+/// How a face and its mirror image combine into one descriptor.
+enum class FlipMode {
+  None,    // the face alone
+  Concat,  // [f(x), f(mirror x)] (seed 000)
+  Sum,     // f(x) + f(mirror x) (insightface)
+};
+FlipMode parse_flip_mode(const std::string& name);
+std::string to_string(FlipMode mode);
+
+/// Turns aligned face crops into unit-length descriptors, with one of our checkpoints or an
+/// ONNX face-embedding model behind it. Shaped like OpenCV's FaceRecognizerSF:
+///
+///   auto embedder = arcface::Embedder::load("runs/demo/best.pt");
+///   at::Tensor a = embedder.embed(cv::imread("a.jpg"));   // [1, 512], unit norm
+///   at::Tensor b = embedder.embed(cv::imread("b.jpg"));
+///   double score = arcface::Embedder::match(a, b);         // cosine similarity
+///   bool same = score >= threshold;                        // threshold from `arcface eval`
+class Embedder {
+ public:
+  /// A checkpoint of ours (.pt) or an ONNX model (.onnx, described by `onnx_preprocess`).
+  static Embedder load(const fs::path& model, const std::string& device = "cpu",
+                       const Preprocess& onnx_preprocess = {});
+  /// Wraps a live backbone (validation during training).
+  Embedder(Backbone backbone, Preprocess preprocess);
+  ~Embedder();
+  Embedder(Embedder&&) noexcept;
+  Embedder& operator=(Embedder&&) noexcept;
+
+  const Preprocess& preprocess() const { return preprocess_; }
+  /// Descriptor length for a flip mode (Concat doubles it).
+  int64_t dim(FlipMode flip = FlipMode::None) const;
+  /// A short description: "resnet_face18 checkpoint 'x.pt'" or "ONNX model 'y.onnx'".
+  const std::string& description() const { return description_; }
+
+  /// Raw embeddings of preprocessed input [N, C, H, W] -> [N, D] (not normalised).
+  at::Tensor forward(const at::Tensor& input);
+  /// Unit descriptors of preprocessed input, combined with the mirror images as asked.
+  at::Tensor descriptors(const at::Tensor& input, FlipMode flip);
+  /// Unit descriptors of aligned faces (8-bit BGR or gray, any size: resized as trained).
+  at::Tensor embed(const std::vector<cv::Mat>& faces, FlipMode flip = FlipMode::None);
+  at::Tensor embed(const cv::Mat& face, FlipMode flip = FlipMode::None);
+  /// Cosine similarity of two unit descriptors [1, D] or [D].
+  static double match(const at::Tensor& a, const at::Tensor& b);
+
+ private:
+  Embedder() = default;
+  struct Onnx;
+  Backbone backbone_;
+  std::unique_ptr<Onnx> onnx_;
+  Preprocess preprocess_;
+  c10::Device device_{c10::kCPU};
+  std::string description_;
+  int64_t dim_ = 0;
+};
+
+/// Writes unit descriptors [N, D] with their image names: `.npy` (float32, plus the names in
+/// `<out>.paths.txt`), `.csv` (name, then D values) or `.json` ([{"path", "embedding"}]).
+void save_embeddings(const fs::path& out, const std::vector<std::string>& names,
+                     const at::Tensor& embeddings);
+
+/// Parses "cpu" or "cuda[:N]"; throws when CUDA is asked for and this libtorch has none.
+c10::Device parse_device(const std::string& name);
+
+}  // namespace arcface

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+
+namespace arcface {
+
+namespace fs = std::filesystem;
+
+enum class Color { Gray, RGB, BGR };
+Color parse_color(const std::string& name);
+std::string to_string(Color color);
+
+/// How an aligned face becomes network input; stored in checkpoints so that evaluation
+/// prepares images exactly as training did.
+struct Preprocess {
+  int64_t input_size = 112;  // square network input
+  Color color = Color::RGB;
+  int64_t resize = 0;  // decoded images are resized to this, then cropped; 0 = input_size
+  std::vector<double> mean{0.5};  // per channel (or one for all), on 0..1 pixel values
+  std::vector<double> std{0.5};
+
+  int64_t channels() const { return color == Color::Gray ? 1 : 3; }
+  int64_t load_size() const { return resize > 0 ? resize : input_size; }
+  nlohmann::json to_json() const;
+  static Preprocess from_json(const nlohmann::json& j);
+};
+
+/// Reads an image file as OpenCV does (BGR, or gray for Color::Gray), unresized. Throws an
+/// Error naming the file when it is missing, unreadable or not an image.
+cv::Mat read_image(const fs::path& path, Color color);
+
+/// Decodes an image file in the preprocessing's colour and resizes it to load_size().
+/// Throws an Error naming the file when it is missing, unreadable or not an image.
+cv::Mat load_image(const fs::path& path, const Preprocess& pre);
+
+/// The same for encoded bytes held in memory; `name` identifies them in errors.
+cv::Mat decode_image(const std::vector<uint8_t>& bytes, const Preprocess& pre,
+                     const std::string& name);
+
+/// Brings an already decoded 8-bit image (BGR or gray, any size) to the preprocessing's colour
+/// and load_size().
+cv::Mat prepare_image(const cv::Mat& image, const Preprocess& pre, const std::string& name);
+
+/// Normalises the input_size crop at (x, y) of a load_size() image, mirrored if `flip`, into
+/// `out`, a [C, input_size, input_size] float buffer.
+void write_tensor(const cv::Mat& image, const Preprocess& pre, int x, int y, bool flip, float* out);
+
+/// Images to decode: files under `root`, or encoded bytes in memory (`encoded` non-empty).
+struct ImageSource {
+  fs::path root;
+  std::vector<std::string> names;  // paths relative to root, or labels for `encoded`
+  std::vector<std::vector<uint8_t>> encoded;
+  size_t size() const { return names.size(); }
+  cv::Mat load(size_t i, const Preprocess& pre) const;
+};
+
+}  // namespace arcface

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <string>
+
+#include <ATen/core/Tensor.h>
+#include <torch/arg.h>
+
+namespace arcface {
+
+enum class LossType {
+  CrossEntropy,
+  Focal,  // mean over samples of (1 - p)^gamma * -log p, p the target-class probability
+};
+
+/// Parses cross_entropy / ce and focal_loss / focal.
+LossType parse_loss_type(const std::string& name);
+std::string to_string(LossType type);
+
+struct LossOptions {
+  TORCH_ARG(LossType, type) = LossType::CrossEntropy;
+  TORCH_ARG(double, gamma) = 2.0;
+};
+
+/// The classification loss of logits [N, C] against labels [N], averaged over the batch.
+/// Seed 000's FocalLoss applies (1 - p)^gamma to the batch-mean cross-entropy; we weigh each
+/// sample by its own p, as the focal loss paper defines it.
+at::Tensor classification_loss(const at::Tensor& logits, const at::Tensor& labels,
+                               const LossOptions& options);
+
+}  // namespace arcface

@@ -1,0 +1,58 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace arcface {
+
+namespace fs = std::filesystem;
+
+enum class PairsFormat {
+  Auto,  // detected from the file
+  Lfw,   // official LFW View 2 pairs.txt: header "10 300", then folds of same/different lines
+  List,  // seed 000's lfw_test_pair.txt: "a/a_0001.jpg b/b_0002.jpg 1|0"
+  Bin,   // insightface .bin: pickled JPEG bytes and same/different flags
+};
+
+PairsFormat parse_pairs_format(const std::string& name);
+std::string to_string(PairsFormat format);
+
+struct Pair {
+  int32_t a = 0, b = 0;  // indices into PairList::images
+  bool same = false;
+  int32_t fold = 0;
+  int64_t line = 0;  // 1-based line in the source file (0 for .bin)
+};
+
+/// A verification pair list. Each distinct image appears once in `images`, so it is embedded
+/// once however many pairs name it.
+struct PairList {
+  PairsFormat format = PairsFormat::Auto;
+  fs::path source;
+  std::vector<std::string> images;            // paths relative to the image root, or "#i" for .bin
+  std::vector<std::vector<uint8_t>> encoded;  // .bin only: the encoded image bytes of images[i]
+  std::vector<Pair> pairs;
+  int32_t num_folds = 10;
+  /// True when the folds come from the file (pairs.txt); otherwise they are consecutive tenths
+  /// after interleaving same and different pairs.
+  bool folds_from_file = false;
+
+  int64_t positives() const;
+  /// Images of `images` that do not exist under `root` (.bin lists have none).
+  std::vector<std::string> missing_images(const fs::path& root) const;
+  /// Drops the pairs that name an image in `missing` and the images no pair uses any more.
+  void drop_images(const std::vector<std::string>& missing);
+  /// Keeps only pairs of the first `folds` folds (a quick check during training).
+  void keep_folds(int32_t folds);
+};
+
+/// Reads a pair list; a malformed line is an error naming the file and line number.
+PairList read_pairs(const fs::path& path, PairsFormat format = PairsFormat::Auto);
+
+/// Folds for a list without them: interleave same and different pairs (in file order), then cut
+/// into `folds` consecutive parts. For lfw_test_pair.txt this gives back the official folds.
+void assign_interleaved_folds(PairList& list, int32_t folds = 10);
+
+}  // namespace arcface

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "arcface/metrics.h"
+#include "arcface/pairs.h"
+
+namespace arcface {
+
+namespace fs = std::filesystem;
+
+/// What was evaluated and how, for the report's configuration section.
+struct EvalSummary {
+  std::string model;  // description of the model
+  std::string root;
+  std::string flip;
+  std::string preprocess;  // e.g. "112x112 rgb, (x/255 - 0.5) / 0.5"
+  int64_t images = 0;
+  int64_t skipped_pairs = 0;  // pairs dropped for missing images (--skip-missing)
+  double seconds = 0, network_seconds = 0, wait_seconds = 0;
+  std::string system;  // the machine line
+};
+
+/// metrics.json: every metric plus the run's facts.
+nlohmann::json metrics_json(const VerificationMetrics& m, const PairList& pairs,
+                            const EvalSummary& summary);
+
+/// Writes metrics.json, pair_scores.csv, report.md, roc.png and score_hist.png into `dir`.
+void write_eval_report(const fs::path& dir, const PairList& pairs,
+                       const std::vector<double>& scores, const VerificationMetrics& m,
+                       const EvalSummary& summary);
+
+}  // namespace arcface

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages arcface builds against, then configures and builds it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config
+  libtorch-dev libgloo-dev libopenblas0-openmp libjemalloc-dev
+  libopencv-dev libdlib-dev libdlib-data
+  libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
+  libplplot-dev plplot-driver-cairo
+  libgtest-dev libbenchmark-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$(nproc)"

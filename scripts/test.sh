@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (GoogleTest through CTest, plus command-line tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x build/arcface ] || scripts/setup.sh
+cmake --build build -j"$(nproc)"
+ctest --test-dir build --output-on-failure -j1 "$@"

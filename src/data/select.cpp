@@ -1,0 +1,64 @@
+#include <algorithm>
+
+#include <spdlog/fmt/fmt.h>
+
+#include "arcface/dataset.h"
+#include "arcface/error.h"
+#include "util/rng.h"
+
+namespace arcface {
+
+SelectOrder parse_select_order(const std::string& name) {
+  if (name == "name") return SelectOrder::Name;
+  if (name == "count") return SelectOrder::Count;
+  throw Error(fmt::format("unknown selection order '{}' (expected name or count)", name));
+}
+
+SelectResult select_balanced(const SelectOptions& options) {
+  if (options.min_images < 1 || options.classes < 1 || options.max_per_class < 1) {
+    throw Error(
+        fmt::format("select: min-images ({}), classes ({}) and max-per-class ({}) must be >= 1",
+                    options.min_images, options.classes, options.max_per_class));
+  }
+  auto people = scan_identities(options.root);
+  SelectResult result;
+  result.total_persons = static_cast<int64_t>(people.size());
+
+  std::vector<Identity> qualified;
+  for (auto& person : people) {
+    if (static_cast<int64_t>(person.images.size()) >= options.min_images) {
+      qualified.push_back(std::move(person));
+    }
+  }
+  result.qualified = static_cast<int64_t>(qualified.size());
+  if (options.order == SelectOrder::Count) {
+    std::stable_sort(qualified.begin(), qualified.end(), [](const Identity& a, const Identity& b) {
+      return a.images.size() > b.images.size();
+    });
+  }
+  if (static_cast<int64_t>(qualified.size()) > options.classes) qualified.resize(options.classes);
+  result.selected = static_cast<int64_t>(qualified.size());
+  if (qualified.empty()) {
+    throw Error(fmt::format("select: no person in '{}' has at least {} images",
+                            options.root.string(), options.min_images));
+  }
+
+  Rng rng(options.seed);
+  for (size_t label = 0; label < qualified.size(); ++label) {
+    auto& images = qualified[label].images;
+    if (static_cast<int64_t>(images.size()) >= options.max_per_class) ++result.at_cap;
+    if (static_cast<int64_t>(images.size()) > options.max_per_class) {
+      rng.shuffle(images);
+      images.resize(options.max_per_class);
+      std::sort(images.begin(), images.end());
+    }
+    result.class_names.push_back(qualified[label].name);
+    for (auto& image : images) {
+      result.samples.push_back({std::move(image), static_cast<int64_t>(label)});
+    }
+  }
+  rng.shuffle(result.samples);
+  return result;
+}
+
+}  // namespace arcface

@@ -1,0 +1,29 @@
+#include "arcface/loss.h"
+
+#include <torch/torch.h>
+
+#include <spdlog/fmt/fmt.h>
+
+#include "arcface/error.h"
+
+namespace arcface {
+
+LossType parse_loss_type(const std::string& name) {
+  if (name == "cross_entropy" || name == "ce" || name == "softmax") return LossType::CrossEntropy;
+  if (name == "focal_loss" || name == "focal") return LossType::Focal;
+  throw Error(fmt::format("unknown loss.type '{}' (expected focal_loss or cross_entropy)", name));
+}
+
+std::string to_string(LossType type) {
+  return type == LossType::Focal ? "focal_loss" : "cross_entropy";
+}
+
+at::Tensor classification_loss(const at::Tensor& logits, const at::Tensor& labels,
+                               const LossOptions& options) {
+  auto log_p = torch::log_softmax(logits, 1).gather(1, labels.view({-1, 1})).squeeze(1);
+  if (options.type() == LossType::CrossEntropy || options.gamma() == 0) return -log_p.mean();
+  auto weight = (1.0 - log_p.exp()).pow(options.gamma());
+  return -(weight * log_p).mean();
+}
+
+}  // namespace arcface

@@ -1,0 +1,136 @@
+#include "arcface/backbone.h"
+
+#include <ATen/record_function.h>
+#include <torch/nn/init.h>
+
+#include <map>
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/fmt/ranges.h>
+
+#include "arcface/error.h"
+#include "models/blocks.h"
+
+namespace arcface {
+
+namespace {
+
+struct Entry {
+  std::string family;
+  int depth;
+  double default_dropout;
+};
+
+const std::map<std::string, Entry>& registry() {
+  static const std::map<std::string, Entry> entries{
+      {"resnet_face18", {"resnet_face", 18, 0.5}},  {"resnet_face34", {"resnet_face", 34, 0.5}},
+      {"resnet_face50", {"resnet_face", 50, 0.5}},  {"iresnet18", {"iresnet", 18, 0.0}},
+      {"iresnet34", {"iresnet", 34, 0.0}},          {"iresnet50", {"iresnet", 50, 0.0}},
+      {"mobilefacenet", {"mobilefacenet", 0, 0.0}},
+  };
+  return entries;
+}
+
+}  // namespace
+
+std::vector<std::string> backbone_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : registry()) names.push_back(name);
+  return names;
+}
+
+std::string canonical_backbone_name(const std::string& name) {
+  static const std::map<std::string, std::string> aliases{
+      {"resnet18", "resnet_face18"}, {"resnet34", "resnet_face34"}, {"resnet50", "resnet_face50"},
+      {"ir_resnet18", "iresnet18"},  {"ir_resnet34", "iresnet34"},  {"ir_resnet50", "iresnet50"},
+      {"ir18", "iresnet18"},         {"mbf", "mobilefacenet"},
+  };
+  auto alias = aliases.find(name);
+  const std::string canonical = alias == aliases.end() ? name : alias->second;
+  if (!registry().count(canonical)) {
+    throw Error(
+        fmt::format("unknown backbone '{}' (known: {})", name, fmt::join(backbone_names(), ", ")));
+  }
+  return canonical;
+}
+
+Backbone make_backbone(const BackboneOptions& requested) {
+  BackboneOptions options = requested;
+  options.name(canonical_backbone_name(requested.name()));
+  const Entry& entry = registry().at(options.name());
+  if (options.dropout() < 0) options.dropout(entry.default_dropout);
+  if (options.channels() != 1 && options.channels() != 3) {
+    throw Error(fmt::format("backbone '{}': channels must be 1 or 3, got {}", options.name(),
+                            options.channels()));
+  }
+  if (options.input_size() < 32 || options.input_size() % 16 != 0) {
+    throw Error(fmt::format("backbone '{}': input size must be a multiple of 16 and >= 32, got {}",
+                            options.name(), options.input_size()));
+  }
+  if (options.use_se() && entry.family != "resnet_face") {
+    throw Error(
+        fmt::format("backbone '{}' has no SE option (only resnet_face has)", options.name()));
+  }
+  if (entry.family == "resnet_face") return make_resnet_face(options, entry.depth);
+  if (entry.family == "iresnet") return make_iresnet(options, entry.depth);
+  return make_mobilefacenet(options);
+}
+
+void init_xavier(torch::nn::Module& module) {
+  for (auto& m : module.modules(false)) {
+    if (auto* conv = m->as<torch::nn::Conv2d>()) {
+      torch::nn::init::xavier_normal_(conv->weight);
+    } else if (auto* linear = m->as<torch::nn::Linear>()) {
+      torch::nn::init::xavier_normal_(linear->weight);
+    }
+  }
+}
+
+namespace {
+
+// Counts convolution and matrix-product MACs of the operators run on this thread.
+thread_local double counted_macs = 0;
+
+std::unique_ptr<at::ObserverContext> count_macs(const at::RecordFunction& fn) {
+  const std::string name = fn.name();
+  const auto inputs = fn.inputs();
+  if (name == "aten::convolution" && inputs.size() >= 9) {
+    const auto in = inputs[0].toTensor().sizes();
+    const auto w = inputs[1].toTensor().sizes();
+    const auto stride = inputs[3].toIntVector(), padding = inputs[4].toIntVector(),
+               dilation = inputs[5].toIntVector();
+    double out_pixels = 1;
+    for (size_t d = 0; d < 2; ++d) {
+      out_pixels *= (in[2 + d] + 2 * padding[d] - dilation[d] * (w[2 + d] - 1) - 1) / stride[d] + 1;
+    }
+    counted_macs += static_cast<double>(in[0]) * out_pixels * w[0] * w[1] * w[2] * w[3];
+  } else if ((name == "aten::addmm" || name == "aten::mm") && inputs.size() >= 2) {
+    const int64_t at = name == "aten::addmm" ? 1 : 0;
+    const auto a = inputs[at].toTensor().sizes(), b = inputs[at + 1].toTensor().sizes();
+    counted_macs += static_cast<double>(a[0]) * a[1] * b[1];
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+double forward_macs(BackboneImpl& backbone) {
+  const bool was_training = backbone.is_training();
+  backbone.eval();
+  const auto& o = backbone.options();
+  const auto param = backbone.parameters().front();
+  auto x = torch::zeros({1, o.channels(), o.input_size(), o.input_size()}, param.options());
+  counted_macs = 0;
+  {
+    torch::NoGradGuard no_grad;
+    auto handle = at::addThreadLocalCallback(at::RecordFunctionCallback(count_macs)
+                                                 .needsInputs(true)
+                                                 .scopes({at::RecordScope::FUNCTION}));
+    backbone.forward(x);
+    at::removeCallback(handle);
+  }
+  backbone.train(was_training);
+  return counted_macs;
+}
+
+}  // namespace arcface

@@ -1,0 +1,95 @@
+// insightface's IR-ResNet (arcface_torch backbones/iresnet.py): a stride-1 3x3 stem, improved
+// residual blocks (BN-conv-BN-PReLU-conv(stride)-BN, per-channel PReLU, no activation after
+// the sum), then BN, dropout, a fully connected layer and a BatchNorm1d with a fixed scale.
+#include "models/blocks.h"
+
+namespace arcface {
+
+namespace {
+
+namespace nn = torch::nn;
+
+struct IBasicBlockImpl : nn::Module {
+  IBasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride) {
+    bn1 = register_module("bn1", nn::BatchNorm2d(inplanes));
+    conv1 = register_module("conv1", conv3x3(inplanes, planes));
+    bn2 = register_module("bn2", nn::BatchNorm2d(planes));
+    prelu = register_module("prelu", nn::PReLU(nn::PReLUOptions().num_parameters(planes)));
+    conv2 = register_module("conv2", conv3x3(planes, planes, stride));
+    bn3 = register_module("bn3", nn::BatchNorm2d(planes));
+    if (stride != 1 || inplanes != planes) {
+      downsample = register_module(
+          "downsample", nn::Sequential(conv1x1(inplanes, planes, stride), nn::BatchNorm2d(planes)));
+    }
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto out = prelu->forward(bn2->forward(conv1->forward(bn1->forward(x))));
+    out = bn3->forward(conv2->forward(out));
+    return out + (downsample ? downsample->forward(x) : x);
+  }
+  nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  nn::PReLU prelu{nullptr};
+  nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(IBasicBlock);
+
+class IResNetImpl : public BackboneImpl {
+ public:
+  IResNetImpl(BackboneOptions options, std::vector<int64_t> layers)
+      : BackboneImpl(std::move(options)) {
+    const auto& o = options_;
+    TORCH_CHECK(o.input_size() % 16 == 0, "iresnet needs an input size divisible by 16, got ",
+                o.input_size());
+    conv1 = register_module("conv1", conv3x3(o.channels(), 64));
+    bn1 = register_module("bn1", nn::BatchNorm2d(64));
+    prelu = register_module("prelu", nn::PReLU(nn::PReLUOptions().num_parameters(64)));
+    const int64_t planes[] = {64, 128, 256, 512};
+    int64_t inplanes = 64;
+    for (int i = 0; i < 4; ++i) {
+      nn::Sequential stage;
+      for (int64_t b = 0; b < layers[i]; ++b) {
+        stage->push_back(IBasicBlock(inplanes, planes[i], b == 0 ? 2 : 1));
+        inplanes = planes[i];
+      }
+      stages.push_back(register_module("layer" + std::to_string(i + 1), stage));
+    }
+    bn2 = register_module("bn2", nn::BatchNorm2d(512));
+    dropout = register_module("dropout", nn::Dropout(o.dropout()));
+    const int64_t side = o.input_size() / 16;
+    fc = register_module("fc", nn::Linear(512 * side * side, o.embedding_dim()));
+    features = register_module("features", nn::BatchNorm1d(o.embedding_dim()));
+    for (auto& m : modules(false)) {
+      if (auto* conv = m->as<nn::Conv2d>()) torch::nn::init::normal_(conv->weight, 0, 0.1);
+    }
+    // insightface keeps the embedding BN's scale at one.
+    features->weight.set_requires_grad(false);
+  }
+
+  torch::Tensor forward(torch::Tensor x) override {
+    x = prelu->forward(bn1->forward(conv1->forward(x)));
+    for (auto& stage : stages) x = stage->forward(x);
+    x = dropout->forward(bn2->forward(x).flatten(1));
+    return features->forward(fc->forward(x));
+  }
+
+ private:
+  nn::Conv2d conv1{nullptr};
+  nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  nn::PReLU prelu{nullptr};
+  std::vector<nn::Sequential> stages;
+  nn::Dropout dropout{nullptr};
+  nn::Linear fc{nullptr};
+  nn::BatchNorm1d features{nullptr};
+};
+
+}  // namespace
+
+Backbone make_iresnet(const BackboneOptions& options, int depth) {
+  std::vector<int64_t> layers = depth == 18   ? std::vector<int64_t>{2, 2, 2, 2}
+                                : depth == 34 ? std::vector<int64_t>{3, 4, 6, 3}
+                                              : std::vector<int64_t>{3, 4, 14, 3};
+  return std::make_shared<IResNetImpl>(options, layers);
+}
+
+}  // namespace arcface

@@ -1,0 +1,293 @@
+#include "arcface/config.h"
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/fmt/ranges.h>
+#include <yaml-cpp/yaml.h>
+
+#include "arcface/error.h"
+
+namespace arcface {
+
+namespace {
+
+/// The one list of config keys. A visitor is called with each dotted key and its field.
+template <class Visitor>
+void visit_config(TrainConfig& c, Visitor&& v) {
+  v("model.backbone", c.model.backbone);
+  v("model.metric", c.model.metric);
+  v("model.use_se", c.model.use_se);
+  v("model.num_classes", c.model.num_classes);
+  v("model.embedding_size", c.model.embedding_size);
+  v("model.scale", c.model.scale);
+  v("model.margin", c.model.margin);
+  v("model.easy_margin", c.model.easy_margin);
+  v("model.dropout", c.model.dropout);
+  v("loss.type", c.loss.type);
+  v("loss.gamma", c.loss.gamma);
+  v("training.batch_size", c.training.batch_size);
+  v("training.max_epoch", c.training.max_epoch);
+  v("training.lr", c.training.lr);
+  v("training.lr_schedule", c.training.lr_schedule);
+  v("training.lr_step", c.training.lr_step);
+  v("training.lr_milestones", c.training.lr_milestones);
+  v("training.lr_decay", c.training.lr_decay);
+  v("training.lr_min", c.training.lr_min);
+  v("training.warmup_epochs", c.training.warmup_epochs);
+  v("training.optimizer", c.training.optimizer);
+  v("training.momentum", c.training.momentum);
+  v("training.weight_decay", c.training.weight_decay);
+  v("training.drop_last", c.training.drop_last);
+  v("training.seed", c.training.seed);
+  v("training.print_freq", c.training.print_freq);
+  v("training.save_interval", c.training.save_interval);
+  v("training.device", c.training.device);
+  v("training.threads", c.training.threads);
+  v("data.train_root", c.data.train_root);
+  v("data.train_list", c.data.train_list);
+  v("data.input_size", c.data.input_size);
+  v("data.channels", c.data.channels);
+  v("data.resize", c.data.resize);
+  v("data.mean", c.data.mean);
+  v("data.std", c.data.std);
+  v("data.random_flip", c.data.random_flip);
+  v("data.random_crop", c.data.random_crop);
+  v("data.workers", c.data.workers);
+  v("data.cache", c.data.cache);
+  v("val.root", c.val.root);
+  v("val.pairs", c.val.pairs);
+  v("val.pairs_format", c.val.pairs_format);
+  v("val.interval", c.val.interval);
+  v("val.folds", c.val.folds);
+  v("val.flip", c.val.flip);
+  v("val.batch_size", c.val.batch_size);
+  v("paths.checkpoints_path", c.paths.checkpoints_path);
+  v("paths.test_model_path", c.paths.test_model_path);
+}
+
+template <class T>
+const char* type_name() {
+  if constexpr (std::is_same_v<T, bool>) return "true or false";
+  if constexpr (std::is_integral_v<T>) return "an integer";
+  if constexpr (std::is_floating_point_v<T>) return "a number";
+  if constexpr (std::is_same_v<T, std::string>) return "a string";
+  return "a list of numbers";
+}
+
+std::vector<std::string> split_key(const std::string& key) {
+  std::vector<std::string> parts;
+  std::stringstream in(key);
+  for (std::string part; std::getline(in, part, '.');) parts.push_back(part);
+  return parts;
+}
+
+YAML::Node find(const YAML::Node& root, const std::string& key) {
+  // reset() rebinds the handle; assignment would overwrite the node it points to.
+  YAML::Node node;
+  node.reset(root);
+  for (const auto& part : split_key(key)) {
+    if (!node.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    const YAML::Node& parent = node;
+    YAML::Node child = parent[part];
+    if (!child.IsDefined()) return child;
+    node.reset(child);
+  }
+  return node;
+}
+
+std::string where(const std::string& source, const YAML::Node& node) {
+  if (node.Mark().is_null()) return source;
+  return fmt::format("{}:{}", source, node.Mark().line + 1);
+}
+
+struct Reader {
+  const YAML::Node& root;
+  const std::string& source;
+
+  template <class T>
+  void operator()(const std::string& key, T& field) const {
+    YAML::Node node = find(root, key);
+    if (!node.IsDefined() || node.IsNull()) return;
+    try {
+      if constexpr (std::is_same_v<T, std::vector<double>> ||
+                    std::is_same_v<T, std::vector<int64_t>>) {
+        // A single number is accepted where a list is expected: mean: 0.5.
+        field = node.IsSequence() ? node.as<T>() : T{node.as<typename T::value_type>()};
+      } else {
+        if (!node.IsScalar()) throw YAML::BadConversion(node.Mark());
+        field = node.as<T>();
+      }
+    } catch (const YAML::Exception&) {
+      std::string text = YAML::Dump(node);
+      throw Error(fmt::format("{}: config key '{}' expects {}, got '{}'", where(source, node), key,
+                              type_name<T>(), text));
+    }
+  }
+};
+
+void check_known_keys(const YAML::Node& node, const std::string& prefix,
+                      const std::set<std::string>& known, const std::string& source) {
+  if (!node.IsMap()) {
+    throw Error(fmt::format("{}: config {} must be a mapping of keys", where(source, node),
+                            prefix.empty() ? std::string("file") : "section '" + prefix + "'"));
+  }
+  for (const auto& item : node) {
+    const std::string key = (prefix.empty() ? "" : prefix + ".") + item.first.as<std::string>();
+    if (known.count(key)) continue;
+    const bool is_section = std::any_of(known.begin(), known.end(), [&](const std::string& k) {
+      return k.rfind(key + ".", 0) == 0;
+    });
+    if (is_section && (item.second.IsMap() || item.second.IsNull())) {
+      if (item.second.IsMap()) check_known_keys(item.second, key, known, source);
+      continue;
+    }
+    std::vector<std::string> siblings;
+    for (const auto& k : known) {
+      if (k.rfind(prefix.empty() ? "" : prefix + ".", 0) == 0) siblings.push_back(k);
+    }
+    throw Error(fmt::format("{}: unknown config key '{}'{}", where(source, item.first), key,
+                            prefix.empty()
+                                ? " (sections: model, loss, training, data, val, paths)"
+                                : fmt::format(" (known: {})", fmt::join(siblings, ", "))));
+  }
+}
+
+void set_override(YAML::Node& root, const std::string& assignment,
+                  const std::set<std::string>& known) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw Error(fmt::format("override '{}' must look like key=value", assignment));
+  }
+  const std::string key = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  if (!known.count(key)) {
+    throw Error(fmt::format("unknown config key '{}' in override '{}'", key, assignment));
+  }
+  YAML::Node value;
+  try {
+    value = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw Error(fmt::format("override '{}': cannot parse the value: {}", assignment, e.msg));
+  }
+  // Walk down with fresh handles: assigning to a reused YAML::Node overwrites the node it
+  // points to instead of descending, so each level gets its own variable.
+  const auto parts = split_key(key);
+  std::vector<YAML::Node> path{root};
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node child = path.back()[parts[i]];
+    if (!child.IsMap()) {
+      path.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      child = path.back()[parts[i]];
+    }
+    path.push_back(child);
+  }
+  path.back()[parts.back()] = value;
+}
+
+template <class T>
+void require(bool ok, const std::string& key, const T& value, const std::string& rule) {
+  if (!ok) throw Error(fmt::format("config key '{}' = {} is invalid: {}", key, value, rule));
+}
+
+void check_values(const TrainConfig& c) {
+  require(c.model.num_classes >= 2, "model.num_classes", c.model.num_classes, "must be >= 2");
+  require(c.model.embedding_size >= 1, "model.embedding_size", c.model.embedding_size,
+          "must be >= 1");
+  require(c.model.scale > 0, "model.scale", c.model.scale, "must be > 0");
+  require(c.model.dropout < 1, "model.dropout", c.model.dropout, "must be < 1");
+  require(c.loss.gamma >= 0, "loss.gamma", c.loss.gamma, "must be >= 0");
+  require(c.training.batch_size >= 2, "training.batch_size", c.training.batch_size,
+          "must be >= 2 (BatchNorm needs two images)");
+  require(c.training.max_epoch >= 1, "training.max_epoch", c.training.max_epoch, "must be >= 1");
+  require(c.training.lr > 0, "training.lr", c.training.lr, "must be > 0");
+  require(c.training.lr_step >= 1, "training.lr_step", c.training.lr_step, "must be >= 1");
+  require(c.training.lr_decay > 0, "training.lr_decay", c.training.lr_decay, "must be > 0");
+  require(c.training.warmup_epochs >= 0, "training.warmup_epochs", c.training.warmup_epochs,
+          "must be >= 0");
+  require(c.training.momentum >= 0, "training.momentum", c.training.momentum, "must be >= 0");
+  require(c.training.weight_decay >= 0, "training.weight_decay", c.training.weight_decay,
+          "must be >= 0");
+  require(c.training.print_freq >= 1, "training.print_freq", c.training.print_freq, "must be >= 1");
+  require(c.training.save_interval >= 1, "training.save_interval", c.training.save_interval,
+          "must be >= 1");
+  require(c.training.threads >= 0, "training.threads", c.training.threads, "must be >= 0");
+  require(c.data.input_size >= 32, "data.input_size", c.data.input_size, "must be >= 32");
+  require(c.data.channels == 1 || c.data.channels == 3, "data.channels", c.data.channels,
+          "must be 1 (grayscale) or 3 (RGB)");
+  require(c.data.resize == 0 || c.data.resize >= c.data.input_size, "data.resize", c.data.resize,
+          "must be 0 or >= data.input_size");
+  auto per_channel = [&](const std::vector<double>& v) {
+    return v.size() == 1 || static_cast<int64_t>(v.size()) == c.data.channels;
+  };
+  require(per_channel(c.data.mean), "data.mean", fmt::format("{}", c.data.mean),
+          "needs 1 or data.channels values");
+  require(per_channel(c.data.std), "data.std", fmt::format("{}", c.data.std),
+          "needs 1 or data.channels values");
+  for (double s : c.data.std) {
+    require(s > 0, "data.std", fmt::format("{}", c.data.std), "values must be > 0");
+  }
+  require(c.data.workers >= 1, "data.workers", c.data.workers, "must be >= 1");
+  require(c.val.interval >= 1, "val.interval", c.val.interval, "must be >= 1");
+  require(c.val.folds >= 1, "val.folds", c.val.folds, "must be >= 1");
+  require(c.val.batch_size >= 1, "val.batch_size", c.val.batch_size, "must be >= 1");
+  require(c.val.root.empty() == c.val.pairs.empty(), "val.pairs", c.val.pairs,
+          "val.root and val.pairs are given together or not at all");
+}
+
+std::set<std::string> known_keys() {
+  auto keys = config_keys();
+  return {keys.begin(), keys.end()};
+}
+
+}  // namespace
+
+std::vector<std::string> config_keys() {
+  TrainConfig c;
+  std::vector<std::string> keys;
+  visit_config(c, [&](const std::string& key, auto&) { keys.push_back(key); });
+  return keys;
+}
+
+TrainConfig parse_config(const std::string& yaml, const std::string& source,
+                         const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    throw Error(fmt::format("{}:{}: YAML syntax error: {}", source, e.mark.line + 1, e.msg));
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  const auto known = known_keys();
+  check_known_keys(root, "", known, source);
+  for (const auto& assignment : overrides) set_override(root, assignment, known);
+
+  TrainConfig config;
+  visit_config(config, Reader{root, source});
+  check_values(config);
+  return config;
+}
+
+TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw Error(fmt::format("cannot open config file '{}'", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path, overrides);
+}
+
+nlohmann::json config_to_json(const TrainConfig& config) {
+  TrainConfig copy = config;
+  nlohmann::json out = nlohmann::json::object();
+  visit_config(copy, [&](const std::string& key, const auto& value) {
+    nlohmann::json* node = &out;
+    for (const auto& part : split_key(key)) node = &(*node)[part];
+    *node = value;
+  });
+  return out;
+}
+
+}  // namespace arcface

@@ -1,0 +1,436 @@
+#include "arcface/trainer.h"
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "arcface/backbone.h"
+#include "arcface/checkpoint.h"
+#include "arcface/dataset.h"
+#include "arcface/error.h"
+#include "arcface/evaluate.h"
+#include "arcface/head.h"
+#include "arcface/loader.h"
+#include "arcface/loss.h"
+#include "arcface/optim.h"
+#include "arcface/system.h"
+#include "util/progress.h"
+#include "util/rng.h"
+
+namespace arcface {
+
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+BackboneOptions backbone_options(const TrainConfig& c) {
+  return BackboneOptions(canonical_backbone_name(c.model.backbone))
+      .input_size(c.data.input_size)
+      .channels(c.data.channels)
+      .embedding_dim(c.model.embedding_size)
+      .use_se(c.model.use_se)
+      .dropout(c.model.dropout);
+}
+
+Preprocess preprocess_of(const TrainConfig& c) {
+  Preprocess p;
+  p.input_size = c.data.input_size;
+  p.color = c.data.channels == 1 ? Color::Gray : Color::RGB;
+  p.resize = c.data.resize;
+  p.mean = c.data.mean;
+  p.std = c.data.std;
+  return p;
+}
+
+MarginHeadOptions head_options(const TrainConfig& c) {
+  return MarginHeadOptions(c.model.embedding_size, c.model.num_classes)
+      .type(parse_margin_type(c.model.metric))
+      .scale(c.model.scale)
+      .margin(c.model.margin)
+      .easy_margin(c.model.easy_margin);
+}
+
+LrSchedule schedule_of(const TrainConfig& c) {
+  LrSchedule s;
+  s.type = c.training.lr_schedule;
+  s.base_lr = c.training.lr;
+  s.step = c.training.lr_step;
+  s.milestones = c.training.lr_milestones;
+  s.decay = c.training.lr_decay;
+  s.min_lr = c.training.lr_min;
+  s.warmup_epochs = c.training.warmup_epochs;
+  s.total_epochs = c.training.max_epoch;
+  s.check();
+  return s;
+}
+
+/// Refuses to resume into a different network, head or optimizer.
+void check_resumable(const Checkpoint& ck, const BackboneImpl& backbone, const MarginHeadImpl& head,
+                     const std::string& optimizer, const fs::path& path) {
+  const auto& a = ck.backbone;
+  const auto& b = backbone.options();
+  auto differ = [&](const std::string& what, const auto& in_file, const auto& asked) {
+    throw Error(
+        fmt::format("cannot resume from '{}': it was trained with {} = {}, the config asks "
+                    "for {}",
+                    path.string(), what, in_file, asked));
+  };
+  if (a.name() != b.name()) differ("model.backbone", a.name(), b.name());
+  if (a.input_size() != b.input_size()) differ("data.input_size", a.input_size(), b.input_size());
+  if (a.channels() != b.channels()) differ("data.channels", a.channels(), b.channels());
+  if (a.embedding_dim() != b.embedding_dim()) {
+    differ("model.embedding_size", a.embedding_dim(), b.embedding_dim());
+  }
+  if (a.use_se() != b.use_se()) differ("model.use_se", a.use_se(), b.use_se());
+  const auto& h = head.options();
+  if (ck.head.type() != h.type())
+    differ("model.metric", to_string(ck.head.type()), to_string(h.type()));
+  if (ck.head.num_classes() != h.num_classes()) {
+    differ("model.num_classes", ck.head.num_classes(), h.num_classes());
+  }
+  if (ck.optimizer_type != optimizer) differ("training.optimizer", ck.optimizer_type, optimizer);
+}
+
+std::shared_ptr<spdlog::logger> make_logger(const fs::path& dir) {
+  auto console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+  console->set_pattern("%v");
+  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>((dir / "training.log").string());
+  file->set_pattern("[%Y-%m-%d %H:%M:%S] %v");
+  auto logger = std::make_shared<spdlog::logger>("train", spdlog::sinks_init_list{console, file});
+  logger->flush_on(spdlog::level::info);
+  return logger;
+}
+
+struct EpochStats {
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0, batches = 0;
+  double seconds = 0;  // training time, validation excluded
+
+  nlohmann::json to_json() const {
+    return {{"loss_sum", loss_sum},
+            {"correct", correct},
+            {"seen", seen},
+            {"batches", batches},
+            {"seconds", seconds}};
+  }
+  static EpochStats from_json(const nlohmann::json& j) {
+    EpochStats s;
+    s.loss_sum = j.value("loss_sum", 0.0);
+    s.correct = j.value("correct", int64_t{0});
+    s.seen = j.value("seen", int64_t{0});
+    s.batches = j.value("batches", int64_t{0});
+    s.seconds = j.value("seconds", 0.0);
+    return s;
+  }
+};
+
+}  // namespace
+
+void request_training_stop() { stop_requested = true; }
+
+TrainResult train(const TrainConfig& config, const TrainOptions& options) {
+  stop_requested = false;
+  const auto& tc = config.training;
+  const int threads = configure_threads(static_cast<int>(tc.threads));
+  const c10::Device device = parse_device(tc.device);
+  const fs::path dir = config.paths.checkpoints_path;
+
+  // The network, head, optimizer and schedule; each factory checks its own config keys.
+  torch::manual_seed(tc.seed);  // the initial weights
+  Backbone backbone = make_backbone(backbone_options(config));
+  MarginHead head(head_options(config));
+  const LossOptions loss_options =
+      LossOptions().type(parse_loss_type(config.loss.type)).gamma(config.loss.gamma);
+  const LrSchedule schedule = schedule_of(config);
+  backbone->to(device);
+  head->to(device);
+  std::vector<at::Tensor> parameters = backbone->parameters();
+  for (const auto& p : head->parameters()) parameters.push_back(p);
+  auto optimizer = make_optimizer(parameters, {tc.optimizer, tc.lr, tc.momentum, tc.weight_decay});
+  const Preprocess preprocess = preprocess_of(config);
+
+  // Data.
+  if (config.data.train_root.empty()) throw Error("config key 'data.train_root' is not set");
+  Dataset data = config.data.train_list.empty()
+                     ? dataset_from_folders(config.data.train_root)
+                     : read_train_list(config.data.train_list, config.data.train_root);
+  const std::string source = config.data.train_list.empty()
+                                 ? "image root '" + config.data.train_root + "'"
+                                 : "train list '" + config.data.train_list + "'";
+  validate_dataset(data, config.model.num_classes, source);
+  std::vector<int64_t> labels;
+  std::vector<std::string> names;
+  for (const auto& s : data.samples) {
+    labels.push_back(s.label);
+    names.push_back(s.path);
+  }
+  if (static_cast<int64_t>(labels.size()) < tc.batch_size && tc.drop_last) {
+    throw Error(fmt::format("{} has {} images, fewer than one batch of training.batch_size {}",
+                            source, labels.size(), tc.batch_size));
+  }
+
+  // Validation pairs, checked before the first epoch rather than after it.
+  std::optional<PairList> val_pairs;
+  if (!config.val.pairs.empty()) {
+    val_pairs = read_pairs(config.val.pairs, parse_pairs_format(config.val.pairs_format));
+    if (config.val.folds < val_pairs->num_folds) {
+      val_pairs->keep_folds(static_cast<int32_t>(config.val.folds));
+    }
+    auto missing = val_pairs->missing_images(config.val.root);
+    if (!missing.empty()) {
+      throw Error(
+          fmt::format("val.pairs '{}' names {} images missing under val.root '{}', first "
+                      "'{}'",
+                      config.val.pairs, missing.size(), config.val.root, missing.front()));
+    }
+  }
+  const FlipMode val_flip = parse_flip_mode(config.val.flip);
+
+  // Only now that the inputs are known to be good does the run get its directory.
+  fs::create_directories(dir);
+  auto log = make_logger(dir);
+
+  // Where training starts.
+  TrainResult result;
+  int64_t start_epoch = 0, first_batch = 0, global_step = 0, steps_this_run = 0;
+  EpochStats partial;
+  nlohmann::json best = nlohmann::json::object();
+  if (!options.resume.empty()) {
+    Checkpoint ck = load_checkpoint(options.resume);
+    check_resumable(ck, *backbone, *head, tc.optimizer, options.resume);
+    load_state_dict(*backbone, ck.backbone_state,
+                    fmt::format("checkpoint '{}' backbone_state_dict", options.resume.string()));
+    load_state_dict(*head, ck.head_state,
+                    fmt::format("checkpoint '{}' head_state_dict", options.resume.string()));
+    import_optimizer_state(*optimizer, ck.optimizer_state);
+    start_epoch = ck.epoch;
+    first_batch = ck.batch_in_epoch;
+    global_step = ck.global_step;
+    result.history = ck.metrics.value("history", nlohmann::json::array());
+    best = ck.metrics.value("best", nlohmann::json::object());
+    if (first_batch > 0)
+      partial = EpochStats::from_json(ck.metrics.value("partial_epoch", nlohmann::json::object()));
+    log->info("Resumed from {}: epoch {} batch {} (step {})", options.resume.string(),
+              start_epoch + 1, first_batch, global_step);
+  }
+
+  LoaderOptions lo;
+  lo.batch_size = tc.batch_size;
+  lo.shuffle = true;
+  lo.drop_last = tc.drop_last;
+  lo.random_flip = config.data.random_flip;
+  lo.random_crop = config.data.random_crop;
+  lo.workers = config.data.workers;
+  lo.cache = config.data.cache;
+  lo.seed = tc.seed;
+  log->info("Loading training data from {} ...", source);
+  Loader loader(ImageSource{data.root, names, {}}, labels, preprocess, lo);
+  const int64_t batches = loader.batches_per_epoch();
+
+  const auto info = system_info();
+  const double macs = forward_macs(*backbone);
+  {
+    nlohmann::json meta = config_to_json(config);
+    meta["resolved"] = {{"backbone", backbone->options().name()},
+                        {"dropout", backbone->options().dropout()},
+                        {"margin", head->options().margin()},
+                        {"forward_gflops_per_image", 2 * macs / 1e9}};
+    meta["system"] = {{"cpu", info.cpu_model},   {"cpu_flags", info.cpu_flags},
+                      {"blas", info.blas},       {"allocator", info.allocator},
+                      {"threads", info.threads}, {"device", device.str()}};
+    write_file_atomic(dir / "training_config.json", meta.dump(2) + "\n");
+  }
+  log->info("============================================================");
+  log->info("Training {} + {} ({}), {} classes, {} images, {} batches of {}",
+            backbone->options().name(), to_string(head->options().type()),
+            to_string(loss_options.type()), config.model.num_classes, loader.size(), batches,
+            tc.batch_size);
+  log->info("Input {}x{}x{}, {:.2f} GFLOP forward per image; device {}, {} threads, {}",
+            preprocess.channels(), preprocess.input_size, preprocess.input_size, 2 * macs / 1e9,
+            device.str(), threads, info.allocator);
+  log->info("============================================================");
+
+  auto make_checkpoint = [&](int64_t epoch_done, int64_t batch_in_epoch, const EpochStats& stats) {
+    Checkpoint ck;
+    ck.backbone = backbone->options();
+    ck.preprocess = preprocess;
+    ck.head = head->options();
+    ck.backbone_state = state_dict(*backbone);
+    ck.head_state = state_dict(*head);
+    ck.optimizer_type = tc.optimizer;
+    ck.optimizer_state = export_optimizer_state(*optimizer);
+    ck.scheduler = {
+        {"type", schedule.type}, {"last_epoch", epoch_done}, {"base_lr", schedule.base_lr}};
+    ck.epoch = epoch_done;
+    ck.batch_in_epoch = batch_in_epoch;
+    ck.global_step = global_step;
+    ck.config = config_to_json(config);
+    ck.metrics = {{"history", result.history}, {"best", best}};
+    if (batch_in_epoch > 0) ck.metrics["partial_epoch"] = stats.to_json();
+    return ck;
+  };
+
+  std::unique_ptr<Progress> progress;
+  for (int64_t epoch = start_epoch; epoch < tc.max_epoch; ++epoch) {
+    loader.start_epoch(epoch, first_batch);
+    EpochStats stats = first_batch > 0 ? partial : EpochStats{};
+    int64_t b = first_batch;
+    first_batch = 0;
+    backbone->train();
+    head->train();
+    if (options.progress) {
+      progress = std::make_unique<Progress>(fmt::format("epoch {}/{}", epoch + 1, tc.max_epoch),
+                                            batches, "batch");
+      progress->update(b);
+    }
+    auto epoch_start = Clock::now();
+    double lr = schedule.at(epoch, b, batches);
+    while (auto batch = loader.next()) {
+      lr = schedule.at(epoch, b, batches);
+      set_learning_rate(*optimizer, lr);
+      // Dropout draws from torch's generator: seeding it per step makes resume exact.
+      torch::manual_seed(mix_seed(tc.seed, static_cast<uint64_t>(global_step)));
+      auto images = batch->images.to(device);
+      auto targets = batch->labels.to(device);
+      auto logits = head->forward(backbone->forward(images), targets);
+      auto loss = classification_loss(logits, targets, loss_options);
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value)) {
+        throw Error(
+            fmt::format("training stopped: the loss became {} at epoch {} batch {} (lr "
+                        "{:g}); the last good checkpoint is kept in '{}'. Lower "
+                        "training.lr or check the data.",
+                        loss_value, epoch + 1, b, lr, dir.string()));
+      }
+      optimizer->zero_grad();
+      loss.backward();
+      optimizer->step();
+
+      const int64_t n = images.size(0);
+      const int64_t correct = (logits.argmax(1) == targets).sum().item<int64_t>();
+      stats.loss_sum += loss_value * n;
+      stats.correct += correct;
+      stats.seen += n;
+      ++stats.batches;
+      ++global_step;
+      ++steps_this_run;
+      if (b % tc.print_freq == 0) {
+        if (progress) progress->clear();
+        log->info("Epoch [{}/{}] Batch [{}/{}] Loss: {:.4f} Acc: {:.4f}", epoch + 1, tc.max_epoch,
+                  b, batches, loss_value, static_cast<double>(correct) / n);
+      }
+      ++b;
+      if (progress) {
+        progress->update(b, fmt::format("loss {:.4f} acc {:.3f}", stats.loss_sum / stats.seen,
+                                        static_cast<double>(stats.correct) / stats.seen));
+      }
+      if (stop_requested || steps_this_run == options.max_steps) {
+        stats.seconds += since(epoch_start);
+        if (progress) progress->clear();
+        result.last_checkpoint = dir / "last.pt";
+        save_checkpoint(make_checkpoint(epoch, b, stats), result.last_checkpoint);
+        log->info("Stopped at epoch {} batch {}: saved {} (continue with --resume {})", epoch + 1,
+                  b, result.last_checkpoint.string(), result.last_checkpoint.string());
+        result.interrupted = true;
+        result.epochs_done = epoch;
+        return result;
+      }
+    }
+    stats.seconds += since(epoch_start);
+    if (progress) progress->finish();
+
+    const double mean_loss = stats.loss_sum / std::max<int64_t>(1, stats.seen);
+    const double accuracy = static_cast<double>(stats.correct) / std::max<int64_t>(1, stats.seen);
+    const double images_per_s = stats.seen / std::max(1e-9, stats.seconds);
+    nlohmann::json record = {{"epoch", epoch + 1},
+                             {"lr", lr},
+                             {"loss", mean_loss},
+                             {"accuracy", accuracy},
+                             {"seconds", stats.seconds},
+                             {"images_per_s", images_per_s},
+                             {"peak_rss_mib", peak_rss_mib()}};
+    log->info("============================================================");
+    log->info("Epoch {}/{} complete - Time: {:.1f}s", epoch + 1, tc.max_epoch, stats.seconds);
+    log->info("Average Loss: {:.4f}", mean_loss);
+    log->info("Average Acc: {:.4f} ({:.2f}%)", accuracy, 100 * accuracy);
+    log->info("Learning rate: {:.6f}", lr);
+    log->info("Throughput: {:.1f} images/s ({:.1f} GFLOP/s), peak RSS {:.0f} MiB", images_per_s,
+              images_per_s * 6 * macs / 1e9, peak_rss_mib());
+
+    // Validation and the best checkpoint.
+    std::string metric_name = "train_accuracy";
+    double metric = accuracy;
+    if (val_pairs && ((epoch + 1) % config.val.interval == 0 || epoch + 1 == tc.max_epoch)) {
+      backbone->eval();
+      Embedder embedder(backbone, preprocess);
+      EvalOptions eo;
+      eo.flip = val_flip;
+      eo.batch_size = config.val.batch_size;
+      eo.workers = config.data.workers;
+      eo.progress = options.progress;
+      const auto val = evaluate_pairs(embedder, *val_pairs, config.val.root, eo);
+      backbone->train();
+      const auto& m = val.metrics;
+      const bool folds = val_pairs->num_folds > 1;
+      metric_name = folds ? "val_accuracy_10fold" : "val_accuracy_best";
+      metric = folds ? m.accuracy_10fold_mean : m.accuracy_best;
+      record["val"] = {{"pairs", m.pairs},
+                       {"folds", val_pairs->num_folds},
+                       {"accuracy_10fold_mean", m.accuracy_10fold_mean},
+                       {"accuracy_10fold_std", m.accuracy_10fold_std},
+                       {"accuracy_best", m.accuracy_best},
+                       {"threshold_best", m.threshold_best},
+                       {"roc_auc", m.roc_auc},
+                       {"seconds", val.seconds}};
+      log->info(
+          "Validation ({} pairs, {} folds): {}-fold {:.4f} ± {:.4f}, best-threshold {:.4f}, "
+          "AUC {:.4f} ({:.1f}s)",
+          m.pairs, val_pairs->num_folds, val_pairs->num_folds, m.accuracy_10fold_mean,
+          m.accuracy_10fold_std, m.accuracy_best, m.roc_auc, val.seconds);
+    }
+    result.history.push_back(record);
+    const bool improved = best.empty() || metric > best.value("value", -1.0);
+    if (improved) best = {{"metric", metric_name}, {"value", metric}, {"epoch", epoch + 1}};
+
+    Checkpoint ck = make_checkpoint(epoch + 1, 0, {});
+    result.last_checkpoint = dir / "last.pt";
+    save_checkpoint(ck, result.last_checkpoint);
+    if ((epoch + 1) % tc.save_interval == 0) {
+      save_checkpoint(ck, dir / fmt::format("epoch_{:03d}.pt", epoch + 1));
+    }
+    if (improved) {
+      save_checkpoint(ck, dir / "best.pt");
+      log->info("Saved best model: {} ({} {:.4f})", (dir / "best.pt").string(), metric_name,
+                metric);
+      if (record.contains("val")) {
+        nlohmann::json best_lfw = record["val"];
+        best_lfw["epoch"] = epoch + 1;
+        best_lfw["checkpoint"] = "best.pt";
+        best_lfw["pairs_file"] = config.val.pairs;
+        write_file_atomic(dir / "best_lfw.json", best_lfw.dump(2) + "\n");
+      }
+    }
+    write_file_atomic(dir / "history.json", result.history.dump(2) + "\n");
+    log->info("============================================================");
+    result.epochs_done = epoch + 1;
+  }
+  result.best_checkpoint = dir / "best.pt";
+  result.best_metric = best.value("value", 0.0);
+  result.best_metric_name = best.value("metric", "");
+  return result;
+}
+
+}  // namespace arcface

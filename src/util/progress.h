@@ -1,0 +1,34 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace arcface {
+
+/// A one-line progress bar with rate and ETA on stderr. On a terminal it redraws in place;
+/// otherwise (logs, CI) it prints a line every tenth of the way, so logs stay short.
+class Progress {
+ public:
+  Progress(std::string label, int64_t total, std::string unit = "it");
+  /// Sets the count done so far; `note` is appended (e.g. "loss 3.21").
+  void update(int64_t done, const std::string& note = "");
+  /// Draws the final state and ends the line.
+  void finish(const std::string& note = "");
+  /// Erases the bar (on a terminal) so a log line can be printed; the next update redraws it.
+  void clear();
+
+ private:
+  void draw(const std::string& note, bool final_line);
+
+  std::string label_, unit_;
+  int64_t total_, done_ = 0;
+  int last_decile_ = -1;
+  bool tty_;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+/// "1m23s", "2h05m", "0.4s".
+std::string format_duration(double seconds);
+
+}  // namespace arcface

@@ -1,0 +1,74 @@
+#include "arcface/system.h"
+
+#include <dlfcn.h>
+#include <sys/resource.h>
+
+#include <ATen/Parallel.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <spdlog/fmt/fmt.h>
+
+namespace arcface {
+
+int configure_threads(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
+  return at::get_num_threads();
+}
+
+namespace {
+
+std::string cpuinfo_field(const std::string& name) {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name, 0) == 0) {
+      auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(colon + 2);
+    }
+  }
+  return "";
+}
+
+bool jemalloc_active() {
+  // jemalloc exports mallctl; glibc does not.
+  return dlsym(RTLD_DEFAULT, "mallctl") != nullptr;
+}
+
+}  // namespace
+
+SystemInfo system_info() {
+  SystemInfo info;
+  info.cpu_model = cpuinfo_field("model name");
+  std::istringstream flags(cpuinfo_field("flags"));
+  std::set<std::string> wanted{"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"};
+  std::string list;
+  for (std::string f; flags >> f;) {
+    if (wanted.count(f)) list += (list.empty() ? "" : " ") + f;
+  }
+  info.cpu_flags = list;
+  std::error_code ec;
+  auto blas = std::filesystem::canonical("/etc/alternatives/libblas.so.3-x86_64-linux-gnu", ec);
+  info.blas = ec ? "unknown" : blas.string();
+  info.allocator = jemalloc_active() ? "jemalloc" : "glibc malloc";
+  info.threads = at::get_num_threads();
+  return info;
+}
+
+bool cpu_has_native_bf16() {
+  const std::string flags = " " + cpuinfo_field("flags") + " ";
+  return flags.find(" avx512_bf16 ") != std::string::npos ||
+         flags.find(" amx_bf16 ") != std::string::npos;
+}
+
+double peak_rss_mib() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;
+}
+
+}  // namespace arcface

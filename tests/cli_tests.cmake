@@ -1,0 +1,35 @@
+# The real binary, as a user runs it.
+set(arcface_bin $<TARGET_FILE:arcface_cli>)
+set(sample ${PROJECT_SOURCE_DIR}/data/sample)
+
+add_test(NAME cli.help COMMAND ${arcface_bin} --help)
+set_tests_properties(cli.help PROPERTIES PASS_REGULAR_EXPRESSION "select.*train.*eval")
+
+add_test(NAME cli.select_sample
+         COMMAND ${arcface_bin} select --root ${sample}/train --classes 5 --max-per-class 10
+                 --out ${CMAKE_CURRENT_BINARY_DIR}/cli_select/train_list.txt)
+set_tests_properties(cli.select_sample PROPERTIES
+  PASS_REGULAR_EXPRESSION "Total persons: 24.*Selected classes: 5.*wrote 50 records")
+
+if(EXISTS ${ARCFACE_SHARED_DATA}/lfw/lfw-align-112)
+  add_test(NAME cli.select_lfw
+           COMMAND ${arcface_bin} select --root ${ARCFACE_SHARED_DATA}/lfw/lfw-align-112
+                   --out ${CMAKE_CURRENT_BINARY_DIR}/cli_select/lfw_list.txt)
+  set_tests_properties(cli.select_lfw PROPERTIES PASS_REGULAR_EXPRESSION
+    "Total persons: 5749.*Qualified persons \\(>=10 images\\): 158.*Selected classes: 100.*Classes at the cap: 43.*wrote 1638 records")
+endif()
+
+add_test(NAME cli.unknown_config_key
+         COMMAND ${arcface_bin} train --config ${PROJECT_SOURCE_DIR}/config/demo.yaml --set training.speed=11)
+set_tests_properties(cli.unknown_config_key PROPERTIES
+  PASS_REGULAR_EXPRESSION "error: unknown config key 'training.speed'")
+
+add_test(NAME cli.missing_pairs
+         COMMAND ${arcface_bin} eval --model none.pt --root ${sample}/lfw --pairs ${sample}/absent.txt)
+set_tests_properties(cli.missing_pairs PROPERTIES PASS_REGULAR_EXPRESSION "error: .*none.pt")
+
+# select -> train -> eval -> embed -> verify on the sample, exit codes and outputs checked.
+add_test(NAME cli.pipeline
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_pipeline.sh ${arcface_bin} ${sample}
+                 ${CMAKE_CURRENT_BINARY_DIR}/cli_pipeline)
+set_tests_properties(cli.pipeline PROPERTIES TIMEOUT 600)

@@ -1,0 +1,95 @@
+#include <torch/torch.h>
+
+#include "arcface/backbone.h"
+#include "arcface/error.h"
+#include "test_util.h"
+
+namespace arcface {
+namespace {
+
+std::map<std::string, torch::Tensor> named(const BackboneImpl& b) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& p : b.named_parameters()) out[p.key()] = p.value();
+  for (const auto& p : b.named_buffers()) out[p.key()] = p.value();
+  return out;
+}
+
+int64_t parameter_count(const BackboneImpl& b) {
+  int64_t n = 0;
+  for (const auto& p : b.parameters()) n += p.numel();
+  return n;
+}
+
+TEST(Backbone, ResNetFace18HasSeed000NamesAndShapes) {
+  auto b = make_backbone(BackboneOptions("resnet18").input_size(128).channels(1));
+  EXPECT_EQ(b->options().name(), "resnet_face18");
+  EXPECT_DOUBLE_EQ(b->options().dropout(), 0.5);
+  auto p = named(*b);
+  EXPECT_EQ(p.at("conv1.weight").sizes(), (std::vector<int64_t>{64, 1, 3, 3}));
+  EXPECT_EQ(p.at("layer1.0.bn0.weight").sizes(), (std::vector<int64_t>{64}));
+  EXPECT_EQ(p.at("layer2.0.conv2.weight").sizes(), (std::vector<int64_t>{128, 64, 3, 3}));
+  EXPECT_EQ(p.at("layer2.0.downsample.0.weight").sizes(), (std::vector<int64_t>{128, 64, 1, 1}));
+  EXPECT_EQ(p.at("layer1.0.prelu.weight").sizes(), (std::vector<int64_t>{1}));
+  EXPECT_EQ(p.at("fc5.weight").sizes(), (std::vector<int64_t>{512, 512 * 8 * 8}));
+  EXPECT_TRUE(p.count("bn5.running_mean"));
+  EXPECT_TRUE(p.count("layer4.1.bn2.num_batches_tracked"));
+  EXPECT_FALSE(p.count("layer1.0.se.fc.0.weight"));
+  // Seed 000's model is 25.6 M parameters at 128x128 gray.
+  EXPECT_NEAR(parameter_count(*b) / 1e6, 25.6, 0.1);
+  b->eval();
+  EXPECT_EQ(b->forward(torch::randn({2, 1, 128, 128})).sizes(), (std::vector<int64_t>{2, 512}));
+}
+
+TEST(Backbone, SqueezeExcitationBlocks) {
+  auto b = make_backbone(BackboneOptions("resnet_face18").input_size(64).channels(1).use_se(true));
+  auto p = named(*b);
+  EXPECT_EQ(p.at("layer1.0.se.fc.0.weight").sizes(), (std::vector<int64_t>{4, 64}));
+  EXPECT_EQ(p.at("layer4.1.se.fc.2.weight").sizes(), (std::vector<int64_t>{512, 32}));
+  b->eval();
+  EXPECT_EQ(b->forward(torch::randn({2, 1, 64, 64})).sizes(), (std::vector<int64_t>{2, 512}));
+}
+
+TEST(Backbone, IResNet18HasInsightfaceNames) {
+  auto b = make_backbone(BackboneOptions("iresnet18"));
+  auto p = named(*b);
+  EXPECT_EQ(p.at("layer1.0.prelu.weight").sizes(), (std::vector<int64_t>{64}));
+  EXPECT_EQ(p.at("layer1.0.bn3.weight").sizes(), (std::vector<int64_t>{64}));
+  EXPECT_EQ(p.at("fc.weight").sizes(), (std::vector<int64_t>{512, 512 * 7 * 7}));
+  EXPECT_FALSE(p.at("features.weight").requires_grad());
+  EXPECT_NEAR(parameter_count(*b) / 1e6, 24.0, 0.1);
+  b->eval();
+  EXPECT_EQ(b->forward(torch::randn({1, 3, 112, 112})).sizes(), (std::vector<int64_t>{1, 512}));
+}
+
+TEST(Backbone, MobileFaceNetHasInsightfaceNames) {
+  auto b = make_backbone(BackboneOptions("mobilefacenet"));
+  auto p = named(*b);
+  EXPECT_EQ(p.at("layers.0.layers.0.weight").sizes(), (std::vector<int64_t>{128, 3, 3, 3}));
+  EXPECT_EQ(p.at("layers.3.layers.0.layers.1.layers.0.weight").sizes(),
+            (std::vector<int64_t>{128, 1, 3, 3}));
+  EXPECT_EQ(p.at("conv_sep.layers.0.weight").sizes(), (std::vector<int64_t>{512, 256, 1, 1}));
+  EXPECT_EQ(p.at("features.layers.0.layers.0.weight").sizes(),
+            (std::vector<int64_t>{512, 1, 7, 7}));
+  EXPECT_EQ(p.at("features.layers.2.weight").sizes(), (std::vector<int64_t>{512, 512}));
+  EXPECT_TRUE(p.count("features.layers.3.running_var"));
+  b->eval();
+  EXPECT_EQ(b->forward(torch::randn({2, 3, 112, 112})).sizes(), (std::vector<int64_t>{2, 512}));
+}
+
+TEST(Backbone, ForwardWorkMatchesTheArchitecture) {
+  // GFLOP per forward image (2 x MACs), counted by hand in PERFORMANCE.md.
+  auto gflops = [](const BackboneOptions& o) { return 2 * forward_macs(*make_backbone(o)) / 1e9; };
+  EXPECT_NEAR(gflops(BackboneOptions("resnet_face18").input_size(128).channels(1)), 4.48, 0.05);
+  EXPECT_NEAR(gflops(BackboneOptions("iresnet18")), 5.22, 0.05);
+  EXPECT_NEAR(gflops(BackboneOptions("mobilefacenet")), 0.88, 0.05);
+}
+
+TEST(Backbone, BadOptionsAreClearErrors) {
+  EXPECT_THROW(make_backbone(BackboneOptions("vgg16")), Error);
+  EXPECT_THROW(make_backbone(BackboneOptions("iresnet18").use_se(true)), Error);
+  EXPECT_THROW(make_backbone(BackboneOptions("iresnet18").input_size(100)), Error);
+  EXPECT_THROW(make_backbone(BackboneOptions("iresnet18").channels(2)), Error);
+}
+
+}  // namespace
+}  // namespace arcface

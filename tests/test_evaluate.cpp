@@ -1,0 +1,130 @@
+#include <torch/torch.h>
+
+#include <fstream>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "arcface/config.h"
+#include "arcface/dataset.h"
+#include "arcface/error.h"
+#include "arcface/evaluate.h"
+#include "arcface/trainer.h"
+#include "test_util.h"
+
+namespace arcface {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// The checkpoint of tests/fixture_model.yaml: ctest trains it once (fixture.model) and passes
+/// its path in ARCFACE_TEST_MODEL; run by hand, the suite trains it itself.
+class Evaluate : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (const char* given = std::getenv("ARCFACE_TEST_MODEL"); given && fs::exists(given)) {
+      model_ = given;
+      return;
+    }
+    const auto dir = test::temp_dir("evaluate_model");
+    SelectOptions select;
+    select.root = test::sample_dir() / "train";
+    select.classes = 24;
+    select.max_per_class = 12;
+    write_train_list(dir / "train_list.txt", select_balanced(select).samples);
+    const auto config = load_config((test::source_dir() / "tests" / "fixture_model.yaml").string(),
+                                    {"data.train_root=" + (test::sample_dir() / "train").string(),
+                                     "data.train_list=" + (dir / "train_list.txt").string(),
+                                     "paths.checkpoints_path=" + dir.string()});
+    TrainOptions o;
+    o.progress = false;
+    model_ = train(config, o).last_checkpoint;
+  }
+  static fs::path checkpoint() { return model_; }
+  static inline fs::path model_;
+};
+
+TEST_F(Evaluate, EmbedderGivesUnitDescriptors) {
+  auto embedder = Embedder::load(checkpoint());
+  EXPECT_EQ(embedder.preprocess().input_size, 48);
+  EXPECT_EQ(embedder.dim(), 128);
+  EXPECT_EQ(embedder.dim(FlipMode::Concat), 256);
+  const auto root = test::sample_dir() / "lfw";
+  cv::Mat a = cv::imread((root / "Abel_Pacheco" / "Abel_Pacheco_0001.jpg").string());
+  cv::Mat b = cv::imread((root / "Abel_Pacheco" / "Abel_Pacheco_0004.jpg").string());
+  for (auto flip : {FlipMode::None, FlipMode::Concat, FlipMode::Sum}) {
+    auto da = embedder.embed(a, flip), db = embedder.embed(b, flip);
+    EXPECT_EQ(da.size(1), embedder.dim(flip));
+    EXPECT_NEAR(da.norm().item<double>(), 1.0, 1e-5);
+    EXPECT_NEAR(Embedder::match(da, da), 1.0, 1e-5);
+    EXPECT_DOUBLE_EQ(Embedder::match(da, db), Embedder::match(db, da));
+  }
+  auto batch = embedder.embed(std::vector<cv::Mat>{a, b});
+  EXPECT_TRUE(torch::allclose(batch[0], embedder.embed(a)[0], 1e-5, 1e-6));
+}
+
+TEST_F(Evaluate, SamplePairsEndToEnd) {
+  auto embedder = Embedder::load(checkpoint());
+  const auto pairs = read_pairs(test::sample_dir() / "pairs.txt");
+  EvalOptions o;
+  o.progress = false;
+  o.batch_size = 50;
+  const auto r = evaluate_pairs(embedder, pairs, test::sample_dir() / "lfw", o);
+  EXPECT_EQ(r.images, 186);
+  ASSERT_EQ(r.scores.size(), 120u);
+  for (double s : r.scores) {
+    EXPECT_GE(s, -1.0 - 1e-6);
+    EXPECT_LE(s, 1.0 + 1e-6);
+  }
+  EXPECT_EQ(r.metrics.fold_accuracies.size(), 10u);
+  EXPECT_GE(r.metrics.accuracy_best, r.metrics.accuracy_10fold_mean - 1e-12);
+  // Descriptors are computed once per image: the scores do not depend on the batch size.
+  o.batch_size = 7;
+  const auto again = evaluate_pairs(embedder, pairs, test::sample_dir() / "lfw", o);
+  for (size_t i = 0; i < r.scores.size(); ++i) EXPECT_NEAR(r.scores[i], again.scores[i], 1e-5);
+}
+
+TEST_F(Evaluate, RealLfwFoldsBeatChance) {
+  REQUIRE_SHARED_DATA();
+  auto embedder = Embedder::load(checkpoint());
+  auto pairs = read_pairs(test::shared_data() / "lfw" / "pairs.txt");
+  pairs.keep_folds(2);
+  EvalOptions o;
+  o.progress = false;
+  const auto r = evaluate_pairs(embedder, pairs, test::lfw_root(), o);
+  EXPECT_EQ(r.metrics.pairs, 1200);
+  // A one-minute model of 24 people at 48x48 is weak (AUC about 0.64 here), but it has learnt
+  // something about faces: chance is 0.5, with a standard error of 0.017 on 1,200 pairs.
+  EXPECT_GT(r.metrics.roc_auc, 0.58);
+  EXPECT_GT(r.metrics.accuracy_10fold_mean, 0.55);
+}
+
+TEST_F(Evaluate, InsightfaceBinIsEmbeddedFromMemory) {
+  const auto path = test::shared_data() / "fixtures" / "small_lfw.bin";
+  if (!fs::exists(path)) GTEST_SKIP() << "fixture not found: " << path;
+  auto embedder = Embedder::load(checkpoint());
+  EvalOptions o;
+  o.progress = false;
+  const auto r = evaluate_pairs(embedder, read_pairs(path), "", o);
+  EXPECT_EQ(r.images, 20);
+  EXPECT_EQ(r.scores.size(), 10u);
+}
+
+TEST_F(Evaluate, EmbeddingsFiles) {
+  auto embedder = Embedder::load(checkpoint());
+  auto d = embedder.embed(std::vector<cv::Mat>{cv::Mat(48, 48, CV_8UC3, cv::Scalar(1, 2, 3)),
+                                               cv::Mat(60, 60, CV_8UC1, cv::Scalar(9))});
+  const auto dir = test::temp_dir("embeddings");
+  save_embeddings(dir / "e.npy", {"a.jpg", "b.jpg"}, d);
+  EXPECT_EQ(fs::file_size(dir / "e.npy"), 128u + 2 * 128 * 4);
+  std::ifstream paths(dir / "e.npy.paths.txt");
+  std::string first;
+  paths >> first;
+  EXPECT_EQ(first, "a.jpg");
+  save_embeddings(dir / "e.csv", {"a.jpg", "b.jpg"}, d);
+  save_embeddings(dir / "e.json", {"a.jpg", "b.jpg"}, d);
+  EXPECT_THROW(save_embeddings(dir / "e.txt", {"a.jpg", "b.jpg"}, d), Error);
+  EXPECT_THROW(Embedder::load(dir / "missing.pt"), Error);
+}
+
+}  // namespace
+}  // namespace arcface

@@ -1,0 +1,125 @@
+#include <fstream>
+#include <set>
+
+#include "arcface/dataset.h"
+#include "arcface/error.h"
+#include "test_util.h"
+
+namespace arcface {
+namespace {
+
+using test::lfw_root;
+using test::sample_dir;
+
+TEST(Select, SeedCountsOnRealLfwInNameOrder) {
+  REQUIRE_SHARED_DATA();
+  SelectOptions o;
+  o.root = lfw_root();
+  const auto r = select_balanced(o);
+  EXPECT_EQ(r.total_persons, 5749);
+  EXPECT_EQ(r.qualified, 158);
+  EXPECT_EQ(r.selected, 100);
+  EXPECT_EQ(r.at_cap, 43);
+  EXPECT_EQ(r.samples.size(), 1638u);
+}
+
+TEST(Select, CountOrderTakesTheLargestPeople) {
+  REQUIRE_SHARED_DATA();
+  SelectOptions o;
+  o.root = lfw_root();
+  o.order = SelectOrder::Count;
+  const auto r = select_balanced(o);
+  EXPECT_EQ(r.samples.size(), 1868u);
+  EXPECT_EQ(r.at_cap, 62);
+  EXPECT_EQ(r.class_names.front(), "George_W_Bush");
+}
+
+TEST(Select, CapsShufflesAndLabelsTheSample) {
+  SelectOptions o;
+  o.root = sample_dir() / "train";
+  o.min_images = 10;
+  o.classes = 5;
+  o.max_per_class = 11;
+  const auto r = select_balanced(o);
+  EXPECT_EQ(r.total_persons, 24);
+  EXPECT_EQ(r.selected, 5);
+  std::map<int64_t, int> per_class;
+  for (const auto& s : r.samples) {
+    ++per_class[s.label];
+    EXPECT_EQ(s.path.substr(0, s.path.find('/')), r.class_names[s.label]);
+  }
+  EXPECT_EQ(per_class.size(), 5u);
+  for (const auto& [label, n] : per_class) EXPECT_LE(n, 11);
+  // Shuffled: labels are not in blocks.
+  int changes = 0;
+  for (size_t i = 1; i < r.samples.size(); ++i)
+    changes += r.samples[i].label != r.samples[i - 1].label;
+  EXPECT_GT(changes, 20);
+}
+
+TEST(Select, SameSeedSameListOtherSeedOtherOrder) {
+  SelectOptions o;
+  o.root = sample_dir() / "train";
+  o.classes = 8;
+  o.max_per_class = 10;
+  auto paths = [&](uint64_t seed) {
+    o.seed = seed;
+    std::vector<std::string> p;
+    for (const auto& s : select_balanced(o).samples) p.push_back(s.path);
+    return p;
+  };
+  EXPECT_EQ(paths(7), paths(7));
+  EXPECT_NE(paths(7), paths(8));
+}
+
+TEST(Select, MissingRootIsAClearError) {
+  SelectOptions o;
+  o.root = "/nonexistent/faces";
+  try {
+    select_balanced(o);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/faces"), std::string::npos);
+  }
+}
+
+TEST(TrainList, RoundTripsAndReportsBadLines) {
+  auto dir = test::temp_dir("train_list");
+  std::vector<Sample> samples{{"a/a_0001.jpg", 0}, {"b b/with space.jpg", 1}};
+  write_train_list(dir / "list.txt", samples);
+  auto data = read_train_list(dir / "list.txt", dir);
+  ASSERT_EQ(data.samples.size(), 2u);
+  EXPECT_EQ(data.samples[1].path, "b b/with space.jpg");
+  EXPECT_EQ(data.num_classes(), 2);
+
+  std::ofstream(dir / "bad.txt") << "a/a_0001.jpg 0\na/a_0002.jpg x\n";
+  try {
+    read_train_list(dir / "bad.txt", dir);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.txt:2"), std::string::npos) << e.what();
+  }
+  std::ofstream(dir / "empty.txt") << "\n# nothing\n";
+  EXPECT_THROW(read_train_list(dir / "empty.txt", dir), Error);
+}
+
+TEST(TrainList, LabelBeyondClassesAndMissingImagesAreNamed) {
+  Dataset data{sample_dir() / "train", {{"Alvaro_Uribe/Alvaro_Uribe_0001.jpg", 3}}};
+  try {
+    validate_dataset(data, 3, "train list 'x.txt'");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("label 3 >= model.num_classes 3"), std::string::npos)
+        << e.what();
+  }
+  data.samples = {{"Nobody/Nobody_0001.jpg", 0}};
+  try {
+    validate_dataset(data, 3, "train list 'x.txt'");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Nobody_0001.jpg"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace arcface

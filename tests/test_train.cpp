@@ -1,0 +1,215 @@
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "arcface/checkpoint.h"
+#include "arcface/config.h"
+#include "arcface/dataset.h"
+#include "arcface/error.h"
+#include "arcface/trainer.h"
+#include "test_util.h"
+
+namespace arcface {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// Seed 000's network at 32x32 on 8 people of the shipped sample: a real run, in seconds.
+TrainConfig tiny_config(const fs::path& dir, int64_t epochs) {
+  SelectOptions select;
+  select.root = test::sample_dir() / "train";
+  select.classes = 8;
+  select.max_per_class = 12;
+  write_train_list(dir / "train_list.txt", select_balanced(select).samples);
+  TrainConfig c;
+  c.model.backbone = "resnet_face18";
+  c.model.num_classes = 8;
+  c.model.embedding_size = 128;
+  c.loss.type = "focal_loss";
+  c.training.batch_size = 16;
+  c.training.max_epoch = epochs;
+  c.training.lr = 0.05;
+  c.training.lr_schedule = "step";
+  c.training.lr_step = 2;
+  c.training.print_freq = 100;
+  c.training.save_interval = 100;
+  c.data.train_root = (test::sample_dir() / "train").string();
+  c.data.train_list = (dir / "train_list.txt").string();
+  c.data.input_size = 32;
+  c.data.resize = 36;
+  c.data.channels = 1;
+  c.paths.checkpoints_path = dir.string();
+  return c;
+}
+
+TrainOptions quiet() {
+  TrainOptions o;
+  o.progress = false;
+  return o;
+}
+
+std::string bytes_of(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+TEST(Train, LossFallsOnRealFaces) {
+  const auto dir = test::temp_dir("train_falls");
+  const auto r = train(tiny_config(dir, 5), quiet());
+  ASSERT_EQ(r.history.size(), 5u);
+  const double first = r.history.front()["loss"], last = r.history.back()["loss"];
+  EXPECT_LT(last, 0.8 * first) << "loss " << first << " -> " << last;
+  for (const char* file :
+       {"last.pt", "best.pt", "history.json", "training_config.json", "training.log"}) {
+    EXPECT_TRUE(fs::exists(dir / file)) << file;
+  }
+  const auto ck = load_checkpoint(dir / "last.pt");
+  EXPECT_EQ(ck.epoch, 5);
+  EXPECT_EQ(ck.backbone.name(), "resnet_face18");
+  EXPECT_EQ(ck.config["training"]["max_epoch"], 5);
+}
+
+TEST(Train, ResumeMidEpochEndsWithTheSameWeights) {
+  const auto straight = test::temp_dir("train_straight");
+  train(tiny_config(straight, 2), quiet());
+
+  const auto split = test::temp_dir("train_split");
+  auto options = quiet();
+  options.max_steps = 4;  // stops inside the first epoch (6 batches)
+  const auto stopped = train(tiny_config(split, 2), options);
+  ASSERT_TRUE(stopped.interrupted);
+  EXPECT_EQ(load_checkpoint(split / "last.pt").batch_in_epoch, 4);
+  options.max_steps = 0;
+  options.resume = split / "last.pt";
+  const auto resumed = train(tiny_config(split, 2), options);
+  EXPECT_FALSE(resumed.interrupted);
+
+  const auto a = load_checkpoint(straight / "last.pt"), b = load_checkpoint(split / "last.pt");
+  EXPECT_EQ(a.global_step, b.global_step);
+  ASSERT_EQ(a.backbone_state.size(), b.backbone_state.size());
+  for (size_t i = 0; i < a.backbone_state.size(); ++i) {
+    EXPECT_TRUE(torch::equal(a.backbone_state[i].second, b.backbone_state[i].second))
+        << a.backbone_state[i].first;
+  }
+  EXPECT_TRUE(torch::equal(a.head_state[0].second, b.head_state[0].second));
+  EXPECT_EQ(a.metrics["history"].size(), 2u);
+  EXPECT_DOUBLE_EQ(a.metrics["history"][1]["loss"], b.metrics["history"][1]["loss"]);
+}
+
+TEST(Train, NonFiniteLossStopsAndKeepsTheLastCheckpoint) {
+  const auto dir = test::temp_dir("train_nan");
+  train(tiny_config(dir, 1), quiet());
+  const auto before = bytes_of(dir / "last.pt");
+  auto config = tiny_config(dir, 3);
+  config.training.lr = 1e30;
+  auto options = quiet();
+  options.resume = dir / "last.pt";
+  try {
+    train(config, options);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the loss became"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(before, bytes_of(dir / "last.pt"));
+}
+
+TEST(Train, ResumingIntoAnotherNetworkIsRefused) {
+  const auto dir = test::temp_dir("train_other");
+  train(tiny_config(dir, 1), quiet());
+  auto config = tiny_config(dir, 2);
+  config.data.input_size = 48;
+  config.data.resize = 48;
+  auto options = quiet();
+  options.resume = dir / "last.pt";
+  try {
+    train(config, options);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("data.input_size = 32"), std::string::npos) << e.what();
+  }
+}
+
+std::string train_error(TrainConfig config) {
+  try {
+    train(config, quiet());
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Train, BadInputsAreNamed) {
+  const auto dir = test::temp_dir("train_bad");
+  auto config = tiny_config(dir, 1);
+  config.model.num_classes = 4;  // the list has labels up to 7
+  EXPECT_NE(train_error(config).find(">= model.num_classes 4"), std::string::npos);
+
+  config = tiny_config(dir, 1);
+  config.data.train_list = (dir / "absent.txt").string();
+  EXPECT_NE(train_error(config).find("absent.txt"), std::string::npos);
+
+  config = tiny_config(dir, 1);
+  config.data.train_root = (dir / "nowhere").string();
+  EXPECT_NE(train_error(config).find("not found"), std::string::npos);
+
+  std::ofstream(dir / "empty.txt") << "";
+  config = tiny_config(dir, 1);
+  config.data.train_list = (dir / "empty.txt").string();
+  EXPECT_NE(train_error(config).find("is empty"), std::string::npos);
+
+  // A corrupt image among good ones.
+  fs::create_directories(dir / "root" / "a");
+  fs::copy_file(test::sample_dir() / "train" / "Alvaro_Uribe" / "Alvaro_Uribe_0001.jpg",
+                dir / "root" / "a" / "1.jpg");
+  std::ofstream(dir / "root" / "a" / "2.jpg") << "garbage";
+  std::ofstream(dir / "list2.txt") << "a/1.jpg 0\na/2.jpg 1\n";
+  config = tiny_config(dir, 1);
+  config.training.batch_size = 2;
+  config.data.train_root = (dir / "root").string();
+  config.data.train_list = (dir / "list2.txt").string();
+  EXPECT_NE(train_error(config).find("2.jpg"), std::string::npos);
+
+  config = tiny_config(dir, 1);
+  config.model.backbone = "alexnet";
+  EXPECT_NE(train_error(config).find("unknown backbone 'alexnet'"), std::string::npos);
+  config = tiny_config(dir, 1);
+  config.training.optimizer = "lbfgs";
+  EXPECT_NE(train_error(config).find("training.optimizer"), std::string::npos);
+}
+
+TEST(Train, InterruptSignalSavesAResumableCheckpoint) {
+  const auto dir = test::temp_dir("train_sigint");
+  auto config = tiny_config(dir, 50);
+  std::ofstream(dir / "config.yaml") << config_to_json(config).dump(2);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string config_path = (dir / "config.yaml").string();
+    freopen((dir / "out.txt").c_str(), "w", stdout);
+    execl(ARCFACE_BINARY, ARCFACE_BINARY, "train", "--config", config_path.c_str(), "--no-progress",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait until the first epoch is done, then interrupt.
+  for (int i = 0; i < 600 && !fs::exists(dir / "history.json"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(fs::exists(dir / "history.json")) << "training did not get through an epoch";
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  const auto ck = load_checkpoint(dir / "last.pt");
+  EXPECT_GE(ck.epoch, 1);
+  EXPECT_LT(ck.epoch, 50);
+}
+
+}  // namespace
+}  // namespace arcface

@@ -1,0 +1,123 @@
+#include <spdlog/fmt/fmt.h>
+
+#include "arcface/error.h"
+#include "arcface/evaluate.h"
+#include "arcface/report.h"
+#include "arcface/system.h"
+#include "commands.h"
+#include "model_args.h"
+
+namespace arcface::cli {
+
+namespace {
+
+std::string describe(const Preprocess& p) {
+  return fmt::format("{0}x{0} {1}, resize {2}, (x/255 - mean {3}) / std {4}", p.input_size,
+                     to_string(p.color), p.load_size(), fmt::join(p.mean, "/"),
+                     fmt::join(p.std, "/"));
+}
+
+}  // namespace
+
+void add_eval(CLI::App& app) {
+  auto* cmd = app.add_subcommand("eval", "LFW-style verification of a model on a pairs list");
+  struct Args {
+    ModelArgs model;
+    std::string root, pairs, pairs_format = "auto", flip = "concat", out = "eval";
+    int64_t batch_size = 64, workers = 1, folds = 0;
+    bool skip_missing = false, no_progress = false;
+  };
+  auto args = std::make_shared<Args>();
+  args->model.add_to(cmd);
+  cmd->add_option("--root", args->root, "image root the pairs' paths are relative to");
+  cmd->add_option("--pairs", args->pairs, "pairs.txt, lfw_test_pair.txt or an insightface .bin")
+      ->required();
+  cmd->add_option("--pairs-format", args->pairs_format, "auto, lfw, list or bin")
+      ->capture_default_str();
+  cmd->add_option("--flip", args->flip, "concat (seed 000), sum (insightface) or none")
+      ->capture_default_str();
+  cmd->add_option("--batch-size", args->batch_size, "images per network batch")
+      ->capture_default_str();
+  cmd->add_option("--workers", args->workers, "decoding threads")->capture_default_str();
+  cmd->add_option("--folds", args->folds, "evaluate only the first N folds (0: all)");
+  cmd->add_flag("--skip-missing", args->skip_missing, "drop pairs whose images are missing");
+  cmd->add_flag("--no-progress", args->no_progress, "no progress bar");
+  cmd->add_option("--out", args->out, "output directory")->capture_default_str();
+  cmd->callback([args] {
+    fmt::print("[1/4] Loading model...\n");
+    Embedder embedder = args->model.load();
+    fmt::print("      {}\n      input: {}\n", embedder.description(),
+               describe(embedder.preprocess()));
+
+    fmt::print("[2/4] Pair verification...\n");
+    PairList pairs = read_pairs(args->pairs, parse_pairs_format(args->pairs_format));
+    if (args->folds > 0 && args->folds < pairs.num_folds) {
+      pairs.keep_folds(static_cast<int32_t>(args->folds));
+    }
+    if (pairs.format != PairsFormat::Bin && args->root.empty()) {
+      throw Error("--root is needed for a pairs file that names image paths");
+    }
+    const size_t listed = pairs.pairs.size();
+    const auto missing = pairs.missing_images(args->root);
+    if (!missing.empty()) {
+      if (!args->skip_missing) {
+        throw Error(
+            fmt::format("{} images named by '{}' are missing under '{}', first '{}' (use "
+                        "--skip-missing to evaluate the rest)",
+                        missing.size(), args->pairs, args->root, missing.front()));
+      }
+      pairs.drop_images(missing);
+      fmt::print("      skipped {} pairs with {} missing images\n", listed - pairs.pairs.size(),
+                 missing.size());
+    }
+    fmt::print("      {} pairs ({} same, {} different), {} distinct images, {} format, {}\n",
+               pairs.pairs.size(), pairs.positives(), pairs.pairs.size() - pairs.positives(),
+               pairs.images.size(), to_string(pairs.format),
+               pairs.folds_from_file ? fmt::format("{} folds from the file", pairs.num_folds)
+                                     : fmt::format("{} interleaved folds", pairs.num_folds));
+    EvalOptions eo;
+    eo.flip = parse_flip_mode(args->flip);
+    eo.batch_size = args->batch_size;
+    eo.workers = args->workers;
+    eo.progress = !args->no_progress;
+    const EvalResult r = evaluate_pairs(embedder, pairs, args->root, eo);
+    const auto& m = r.metrics;
+    fmt::print(
+        "      Processing complete: {} pairs, {} images in {:.1f}s ({:.1f} img/s with flips: {})\n",
+        m.pairs, r.images, r.seconds, r.images / std::max(1e-9, r.seconds), args->flip);
+
+    fmt::print("[3/4] Computing accuracy...\n");
+    fmt::print("      {}-fold accuracy: {:.2f}% ± {:.2f}%\n", pairs.num_folds,
+               100 * m.accuracy_10fold_mean, 100 * m.accuracy_10fold_std);
+    fmt::print("      Best accuracy: {:.2f}% (threshold tuned on these pairs)\n",
+               100 * m.accuracy_best);
+    fmt::print("      Best threshold: {:.4f}\n", m.threshold_best);
+    fmt::print(
+        "      ROC AUC: {:.4f}  TAR@FAR=1e-3: {:.2f}%  TAR@FAR=1e-2: {:.2f}%  EER: {:.2f}%\n",
+        m.roc_auc, 100 * m.tar_at_far_1e3, 100 * m.tar_at_far_1e2, 100 * m.eer);
+
+    fmt::print("[4/4] Similarity distribution analysis...\n");
+    fmt::print("      Same person (positive): {:.4f} ± {:.4f}\n", m.pos.mean, m.pos.std);
+    fmt::print("      Different persons (negative): {:.4f} ± {:.4f}\n", m.neg.mean, m.neg.std);
+    fmt::print("      Discriminative margin: {:.4f}\n", m.margin);
+
+    const auto sys = system_info();
+    EvalSummary s;
+    s.model = embedder.description();
+    s.root = args->root;
+    s.flip = args->flip;
+    s.preprocess = describe(embedder.preprocess());
+    s.images = r.images;
+    s.skipped_pairs = static_cast<int64_t>(listed - pairs.pairs.size());
+    s.seconds = r.seconds;
+    s.network_seconds = r.network_seconds;
+    s.wait_seconds = r.wait_seconds;
+    s.system = fmt::format("{} ({}), {} threads, {}", sys.cpu_model, sys.cpu_flags, sys.threads,
+                           sys.allocator);
+    write_eval_report(args->out, pairs, r.scores, m, s);
+    fmt::print("Report: {}/report.md (metrics.json, pair_scores.csv, roc.png, score_hist.png)\n",
+               args->out);
+  });
+}
+
+}  // namespace arcface::cli

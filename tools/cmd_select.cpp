@@ -1,0 +1,51 @@
+#include <cstdio>
+
+#include <spdlog/fmt/fmt.h>
+
+#include "arcface/dataset.h"
+#include "commands.h"
+
+namespace arcface::cli {
+
+void add_select(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "select", "Choose a balanced training subset of an identity-per-folder root");
+  struct Args {
+    SelectOptions options;
+    std::string order = "name";
+    std::string out = "train_list.txt";
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("--root", args->options.root, "identity-per-folder image root")->required();
+  cmd->add_option("--min-images", args->options.min_images, "keep people with at least N images")
+      ->capture_default_str();
+  cmd->add_option("--classes", args->options.classes, "number of people to take")
+      ->capture_default_str();
+  cmd->add_option("--max-per-class", args->options.max_per_class, "cap on images per person")
+      ->capture_default_str();
+  cmd->add_option("--order", args->order,
+                  "which qualified people: name (first K) or count (K largest)")
+      ->capture_default_str();
+  cmd->add_option("--seed", args->options.seed, "random seed for sampling and shuffling")
+      ->capture_default_str();
+  cmd->add_option("--out", args->out, "train list to write")->capture_default_str();
+  cmd->callback([args] {
+    auto& o = args->options;
+    o.order = parse_select_order(args->order);
+    fmt::print("[1/5] Scanning dataset {}\n", o.root.string());
+    const SelectResult r = select_balanced(o);
+    fmt::print("      Total persons: {}\n", r.total_persons);
+    fmt::print("      Qualified persons (>={} images): {}\n", o.min_images, r.qualified);
+    fmt::print("[2/5] Selecting classes ({} order)\n", args->order);
+    fmt::print("      Selected classes: {}\n", r.selected);
+    fmt::print("[3/5] Sampling images (max {} per class)\n", o.max_per_class);
+    fmt::print("      Classes at the cap: {}; below it: {}\n", r.at_cap, r.selected - r.at_cap);
+    fmt::print("[4/5] Shuffling data (seed {})\n", o.seed);
+    fmt::print("      Total training samples: {}\n", r.samples.size());
+    fmt::print("[5/5] Writing to file: {}\n", args->out);
+    write_train_list(args->out, r.samples);
+    fmt::print("Successfully wrote {} records\n", r.samples.size());
+  });
+}
+
+}  // namespace arcface::cli

@@ -1,0 +1,14 @@
+#pragma once
+
+// Each subcommand registers its options and its action on the main app.
+#include <CLI/CLI.hpp>
+
+namespace arcface::cli {
+
+void add_select(CLI::App& app);
+void add_train(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_embed(CLI::App& app);
+void add_verify(CLI::App& app);
+
+}  // namespace arcface::cli

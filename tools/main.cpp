@@ -1,0 +1,38 @@
+// The `arcface` command: parses options into config structs and calls the library.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include "arcface/error.h"
+#include "commands.h"
+
+// jemalloc (linked into this program) reads this at start-up: keep freed pages instead of
+// returning them to the kernel, so the large activation buffers of each step are not faulted
+// in again (up to half the training time with glibc's malloc on these machines).
+extern "C" {
+// NOLINTNEXTLINE: the name is jemalloc's.
+const char* malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0";
+}
+
+int main(int argc, char** argv) {
+  // Line-buffered, so step messages and the progress bar (stderr) keep their order in logs.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  CLI::App app{"arcface: face recognition with margin-loss embeddings"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("arcface 0.1.0"));
+  arcface::cli::add_select(app);
+  arcface::cli::add_train(app);
+  arcface::cli::add_eval(app);
+  arcface::cli::add_embed(app);
+  arcface::cli::add_verify(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::cerr << "\nerror: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}
