@@ -18,6 +18,7 @@
 #include "arcface/error.h"
 #include "arcface/evaluate.h"
 #include "arcface/head.h"
+#include "arcface/learner.h"
 #include "arcface/loader.h"
 #include "arcface/loss.h"
 #include "arcface/optim.h"
@@ -150,16 +151,12 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
 
   // The network, head, optimizer and schedule; each factory checks its own config keys.
   torch::manual_seed(tc.seed);  // the initial weights
-  Backbone backbone = make_backbone(backbone_options(config));
-  MarginHead head(head_options(config));
-  const LossOptions loss_options =
-      LossOptions().type(parse_loss_type(config.loss.type)).gamma(config.loss.gamma);
+  Learner learner(make_backbone(backbone_options(config)), MarginHead(head_options(config)),
+                  LossOptions().type(parse_loss_type(config.loss.type)).gamma(config.loss.gamma),
+                  {tc.optimizer, tc.lr, tc.momentum, tc.weight_decay}, device);
+  Backbone& backbone = learner.backbone();
+  MarginHead& head = learner.head();
   const LrSchedule schedule = schedule_of(config);
-  backbone->to(device);
-  head->to(device);
-  std::vector<at::Tensor> parameters = backbone->parameters();
-  for (const auto& p : head->parameters()) parameters.push_back(p);
-  auto optimizer = make_optimizer(parameters, {tc.optimizer, tc.lr, tc.momentum, tc.weight_decay});
   const Preprocess preprocess = preprocess_of(config);
 
   // Data.
@@ -210,12 +207,12 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
   nlohmann::json best = nlohmann::json::object();
   if (!options.resume.empty()) {
     Checkpoint ck = load_checkpoint(options.resume);
-    check_resumable(ck, *backbone, *head, tc.optimizer, options.resume);
+    check_resumable(ck, *backbone, *head, learner.optimizer_type(), options.resume);
     load_state_dict(*backbone, ck.backbone_state,
                     fmt::format("checkpoint '{}' backbone_state_dict", options.resume.string()));
     load_state_dict(*head, ck.head_state,
                     fmt::format("checkpoint '{}' head_state_dict", options.resume.string()));
-    import_optimizer_state(*optimizer, ck.optimizer_state);
+    import_optimizer_state(learner.optimizer(), ck.optimizer_state);
     start_epoch = ck.epoch;
     first_batch = ck.batch_in_epoch;
     global_step = ck.global_step;
@@ -255,9 +252,8 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
   }
   log->info("============================================================");
   log->info("Training {} + {} ({}), {} classes, {} images, {} batches of {}",
-            backbone->options().name(), to_string(head->options().type()),
-            to_string(loss_options.type()), config.model.num_classes, loader.size(), batches,
-            tc.batch_size);
+            backbone->options().name(), to_string(head->options().type()), config.loss.type,
+            config.model.num_classes, loader.size(), batches, tc.batch_size);
   log->info("Input {}x{}x{}, {:.2f} GFLOP forward per image; device {}, {} threads, {}",
             preprocess.channels(), preprocess.input_size, preprocess.input_size, 2 * macs / 1e9,
             device.str(), threads, info.allocator);
@@ -270,8 +266,8 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     ck.head = head->options();
     ck.backbone_state = state_dict(*backbone);
     ck.head_state = state_dict(*head);
-    ck.optimizer_type = tc.optimizer;
-    ck.optimizer_state = export_optimizer_state(*optimizer);
+    ck.optimizer_type = learner.optimizer_type();
+    ck.optimizer_state = export_optimizer_state(learner.optimizer());
     ck.scheduler = {
         {"type", schedule.type}, {"last_epoch", epoch_done}, {"base_lr", schedule.base_lr}};
     ck.epoch = epoch_done;
@@ -289,8 +285,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     EpochStats stats = first_batch > 0 ? partial : EpochStats{};
     int64_t b = first_batch;
     first_batch = 0;
-    backbone->train();
-    head->train();
+    learner.train();
     if (options.progress) {
       progress = std::make_unique<Progress>(fmt::format("epoch {}/{}", epoch + 1, tc.max_epoch),
                                             batches, "batch");
@@ -300,29 +295,19 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     double lr = schedule.at(epoch, b, batches);
     while (auto batch = loader.next()) {
       lr = schedule.at(epoch, b, batches);
-      set_learning_rate(*optimizer, lr);
-      // Dropout draws from torch's generator: seeding it per step makes resume exact.
-      torch::manual_seed(mix_seed(tc.seed, static_cast<uint64_t>(global_step)));
-      auto images = batch->images.to(device);
-      auto targets = batch->labels.to(device);
-      auto logits = head->forward(backbone->forward(images), targets);
-      auto loss = classification_loss(logits, targets, loss_options);
-      const double loss_value = loss.item<double>();
-      if (!std::isfinite(loss_value)) {
+      // Seeding each step's random draws from its number makes resume exact.
+      const auto step = learner.step(batch->images, batch->labels, lr,
+                                     mix_seed(tc.seed, static_cast<uint64_t>(global_step)));
+      if (!std::isfinite(step.loss)) {
         throw Error(
             fmt::format("training stopped: the loss became {} at epoch {} batch {} (lr "
                         "{:g}); the last good checkpoint is kept in '{}'. Lower "
                         "training.lr or check the data.",
-                        loss_value, epoch + 1, b, lr, dir.string()));
+                        step.loss, epoch + 1, b, lr, dir.string()));
       }
-      optimizer->zero_grad();
-      loss.backward();
-      optimizer->step();
-
-      const int64_t n = images.size(0);
-      const int64_t correct = (logits.argmax(1) == targets).sum().item<int64_t>();
-      stats.loss_sum += loss_value * n;
-      stats.correct += correct;
+      const int64_t n = batch->images.size(0);
+      stats.loss_sum += step.loss * n;
+      stats.correct += step.correct;
       stats.seen += n;
       ++stats.batches;
       ++global_step;
@@ -330,7 +315,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
       if (b % tc.print_freq == 0) {
         if (progress) progress->clear();
         log->info("Epoch [{}/{}] Batch [{}/{}] Loss: {:.4f} Acc: {:.4f}", epoch + 1, tc.max_epoch,
-                  b, batches, loss_value, static_cast<double>(correct) / n);
+                  b, batches, step.loss, static_cast<double>(step.correct) / n);
       }
       ++b;
       if (progress) {

@@ -1,0 +1,71 @@
+// Training throughput of one backbone with an ArcFace head: steady-state images/s, achieved
+// GFLOP/s and the fraction of the fp32 GEMM peak measured in the same run. One line of JSON.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <iostream>
+
+#include <spdlog/fmt/fmt.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "arcface/learner.h"
+#include "arcface/system.h"
+#include "bench_util.h"
+
+extern "C" {
+const char* malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0";
+}
+
+int main(int argc, char** argv) {
+  CLI::App app{"training step throughput"};
+  std::string backbone = "iresnet18";
+  int64_t input_size = 112, channels = 3, batch = 64, classes = 1000, steps = 8, warmup = 2;
+  int threads = 0;
+  app.add_option("--backbone", backbone);
+  app.add_option("--input-size", input_size);
+  app.add_option("--channels", channels);
+  app.add_option("--batch-size", batch);
+  app.add_option("--classes", classes);
+  app.add_option("--steps", steps);
+  app.add_option("--warmup", warmup);
+  app.add_option("--threads", threads);
+  CLI11_PARSE(app, argc, argv);
+
+  using namespace arcface;
+  threads = configure_threads(threads);
+  const double peak = bench::gemm_peak_gflops();
+  torch::manual_seed(0);
+  auto net = make_backbone(
+      BackboneOptions(backbone).input_size(input_size).channels(channels).embedding_dim(512));
+  const double macs = forward_macs(*net);
+  Learner learner(net, MarginHead(MarginHeadOptions(512, classes)),
+                  LossOptions().type(LossType::Focal), {"sgd", 0.01, 0.9, 5e-4}, torch::kCPU);
+  learner.train();
+  auto images = torch::randn({batch, channels, input_size, input_size});
+  auto labels = torch::randint(classes, {batch}, torch::kLong);
+  for (int64_t i = 0; i < warmup; ++i) learner.step(images, labels, 0.01, i);
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < steps; ++i) learner.step(images, labels, 0.01, warmup + i);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Training work per image: forward, and backward at twice the forward, of the backbone and
+  // the head's class matrix.
+  const double gflop_per_image = 3 * 2 * (macs + 512.0 * classes) / 1e9;
+  const double images_per_s = batch * steps / seconds;
+  const auto sys = system_info();
+  nlohmann::json out = {{"side", "C++ libtorch"},
+                        {"backbone", net->options().name()},
+                        {"input", fmt::format("{}x{}x{}", channels, input_size, input_size)},
+                        {"batch", batch},
+                        {"classes", classes},
+                        {"threads", threads},
+                        {"allocator", sys.allocator},
+                        {"images_per_s", images_per_s},
+                        {"gflop_per_image", gflop_per_image},
+                        {"gflops", images_per_s * gflop_per_image},
+                        {"gemm_peak_gflops", peak},
+                        {"fraction_of_peak", images_per_s * gflop_per_image / peak},
+                        {"peak_rss_mib", peak_rss_mib()}};
+  std::cout << out.dump() << std::endl;
+}

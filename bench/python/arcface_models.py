@@ -1,0 +1,245 @@
+"""PyTorch definitions of the toolkit's backbones and margin heads, with the same module and
+parameter names as the C++ library, so state dicts move between the two unchanged.
+
+A comparison and interoperability tool (benchmarks, ONNX export, parity fixtures), never a
+dependency of the toolkit.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv3x3(cin, cout, stride=1):
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(cin, cout, stride=1):
+    return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+
+# --- seed 000's resnet_face (arcface-pytorch models/resnet.py) ---
+
+class SEBlock(nn.Module):
+    def __init__(self, channels, reduction=16):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(channels, channels // reduction), nn.PReLU(),
+                                nn.Linear(channels // reduction, channels), nn.Sigmoid())
+
+    def forward(self, x):
+        w = self.fc(x.mean((2, 3)))
+        return x * w.view(x.size(0), x.size(1), 1, 1)
+
+
+class IRBlock(nn.Module):
+    def __init__(self, inplanes, planes, stride, use_se):
+        super().__init__()
+        self.bn0 = nn.BatchNorm2d(inplanes)
+        self.conv1 = conv3x3(inplanes, inplanes)
+        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.prelu = nn.PReLU()
+        self.conv2 = conv3x3(inplanes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+        self.se = SEBlock(planes) if use_se else None
+
+    def forward(self, x):
+        out = self.prelu(self.bn1(self.conv1(self.bn0(x))))
+        out = self.bn2(self.conv2(out))
+        if self.se is not None:
+            out = self.se(out)
+        out = out + (self.downsample(x) if self.downsample is not None else x)
+        return self.prelu(out)
+
+
+class ResNetFace(nn.Module):
+    def __init__(self, layers, input_size=128, channels=1, embedding_dim=512, use_se=False,
+                 dropout=0.5):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 64, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.prelu = nn.PReLU()
+        self.maxpool = nn.MaxPool2d(2, 2)
+        inplanes = 64
+        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), layers)):
+            blocks = []
+            for b in range(n):
+                blocks.append(IRBlock(inplanes, planes, 2 if b == 0 and i > 0 else 1, use_se))
+                inplanes = planes
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.bn4 = nn.BatchNorm2d(512)
+        self.dropout = nn.Dropout(dropout)
+        side = input_size // 16
+        self.fc5 = nn.Linear(512 * side * side, embedding_dim)
+        self.bn5 = nn.BatchNorm1d(embedding_dim)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_normal_(m.weight)
+
+    def forward(self, x):
+        x = self.maxpool(self.prelu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.dropout(self.bn4(x))
+        return self.bn5(self.fc5(x.flatten(1)))
+
+
+# --- insightface IR-ResNet (arcface_torch backbones/iresnet.py) ---
+
+class IBasicBlock(nn.Module):
+    def __init__(self, inplanes, planes, stride):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.conv1 = conv3x3(inplanes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.prelu = nn.PReLU(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn3 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = self.prelu(self.bn2(self.conv1(self.bn1(x))))
+        out = self.bn3(self.conv2(out))
+        return out + (self.downsample(x) if self.downsample is not None else x)
+
+
+class IResNet(nn.Module):
+    def __init__(self, layers, input_size=112, channels=3, embedding_dim=512, dropout=0.0):
+        super().__init__()
+        self.conv1 = conv3x3(channels, 64)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.prelu = nn.PReLU(64)
+        inplanes = 64
+        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), layers)):
+            blocks = []
+            for b in range(n):
+                blocks.append(IBasicBlock(inplanes, planes, 2 if b == 0 else 1))
+                inplanes = planes
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.bn2 = nn.BatchNorm2d(512)
+        self.dropout = nn.Dropout(dropout)
+        side = input_size // 16
+        self.fc = nn.Linear(512 * side * side, embedding_dim)
+        self.features = nn.BatchNorm1d(embedding_dim)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0, 0.1)
+        self.features.weight.requires_grad = False
+
+    def forward(self, x):
+        x = self.prelu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.dropout(self.bn2(x).flatten(1))
+        return self.features(self.fc(x))
+
+
+# --- insightface MobileFaceNet (arcface_torch backbones/mobilefacenet.py) ---
+
+class Layers(nn.Module):
+    def __init__(self, *modules, residual=False):
+        super().__init__()
+        self.layers = nn.Sequential(*modules)
+        self.residual = residual
+
+    def forward(self, x):
+        y = self.layers(x)
+        return x + y if self.residual else y
+
+
+def conv_block(cin, cout, k=1, s=1, p=0, g=1):
+    return Layers(nn.Conv2d(cin, cout, k, s, p, groups=g, bias=False), nn.BatchNorm2d(cout),
+                  nn.PReLU(cout))
+
+
+def linear_block(cin, cout, k=1, s=1, p=0, g=1):
+    return Layers(nn.Conv2d(cin, cout, k, s, p, groups=g, bias=False), nn.BatchNorm2d(cout))
+
+
+def depth_wise(cin, cout, residual, stride, groups):
+    return Layers(conv_block(cin, groups), conv_block(groups, groups, 3, stride, 1, groups),
+                  linear_block(groups, cout), residual=residual)
+
+
+def residual(c, n, groups):
+    return Layers(*[depth_wise(c, c, True, 1, groups) for _ in range(n)])
+
+
+class MobileFaceNet(nn.Module):
+    def __init__(self, input_size=112, channels=3, embedding_dim=512, dropout=0.0):
+        super().__init__()
+        self.layers = nn.ModuleList([
+            conv_block(channels, 128, 3, 2, 1), conv_block(128, 128, 3, 1, 1, 64),
+            depth_wise(128, 128, False, 2, 128), residual(128, 4, 128),
+            depth_wise(128, 256, False, 2, 256), residual(256, 6, 256),
+            depth_wise(256, 256, False, 2, 512), residual(256, 2, 256)])
+        self.conv_sep = conv_block(256, 512)
+        side = input_size // 16
+        self.features = Layers(linear_block(512, 512, side, 1, 0, 512), nn.Flatten(),
+                               nn.Linear(512, embedding_dim, bias=False),
+                               nn.BatchNorm1d(embedding_dim))
+        self.dropout = nn.Dropout(dropout)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return self.features(self.dropout(self.conv_sep(x)))
+
+
+DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3)}
+
+
+def build_backbone(name, input_size=112, channels=3, embedding_dim=512, use_se=False, dropout=None):
+    """The same names and defaults as arcface::make_backbone."""
+    aliases = {"resnet18": "resnet_face18", "resnet34": "resnet_face34", "resnet50": "resnet_face50",
+               "ir_resnet18": "iresnet18", "mbf": "mobilefacenet"}
+    name = aliases.get(name, name)
+    if name.startswith("resnet_face"):
+        return ResNetFace(DEPTHS[int(name[11:])], input_size, channels, embedding_dim, use_se,
+                          0.5 if dropout is None or dropout < 0 else dropout)
+    if name.startswith("iresnet"):
+        return IResNet(DEPTHS[int(name[7:])], input_size, channels, embedding_dim,
+                       0.0 if dropout is None or dropout < 0 else dropout)
+    if name == "mobilefacenet":
+        return MobileFaceNet(input_size, channels, embedding_dim,
+                             0.0 if dropout is None or dropout < 0 else dropout)
+    raise ValueError(f"unknown backbone {name}")
+
+
+class ArcMargin(nn.Module):
+    """ArcFace logits, as arcface::MarginHead with type Arc."""
+
+    def __init__(self, embedding_dim, num_classes, s=30.0, m=0.5, easy_margin=False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
+        nn.init.xavier_uniform_(self.weight)
+        self.s, self.m, self.easy_margin = s, m, easy_margin
+
+    def forward(self, x, labels):
+        cosine = F.linear(F.normalize(x), F.normalize(self.weight))
+        index = labels.view(-1, 1)
+        target = cosine.gather(1, index)
+        sine = torch.sqrt((1.0 - target * target).clamp(1e-12, 1.0))
+        phi = target * math.cos(self.m) - sine * math.sin(self.m)
+        if self.easy_margin:
+            phi = torch.where(target > 0, phi, target)
+        else:
+            phi = torch.where(target > math.cos(math.pi - self.m), phi,
+                              target - math.sin(math.pi - self.m) * self.m)
+        return cosine.scatter(1, index, phi) * self.s
+
+
+def load_checkpoint_backbone(path):
+    """A backbone of ours from an arcface checkpoint (torch.load reads it directly)."""
+    ck = torch.load(path, map_location="cpu")
+    o = ck["backbone_options"]
+    model = build_backbone(o["name"], o["input_size"], o["channels"], o["embedding_dim"],
+                           o["use_se"], o["dropout"])
+    model.load_state_dict(ck["backbone_state_dict"], strict=True)
+    return model.eval(), ck
