@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
   std::string backbone = "iresnet18";
   int64_t input_size = 112, channels = 3, batch = 64, classes = 1000, steps = 8, warmup = 2;
   int threads = 0;
+  bool channels_last = false, no_mkldnn = false;
+  app.add_flag("--channels-last", channels_last);
+  app.add_flag("--no-mkldnn", no_mkldnn, "convolutions through im2col + BLAS instead of oneDNN");
   app.add_option("--backbone", backbone);
   app.add_option("--input-size", input_size);
   app.add_option("--channels", channels);
@@ -34,6 +37,7 @@ int main(int argc, char** argv) {
 
   using namespace arcface;
   threads = configure_threads(threads);
+  if (no_mkldnn) at::globalContext().setUserEnabledMkldnn(false);
   const double peak = bench::gemm_peak_gflops();
   torch::manual_seed(0);
   auto net = make_backbone(
@@ -43,6 +47,13 @@ int main(int argc, char** argv) {
                   LossOptions().type(LossType::Focal), {"sgd", 0.01, 0.9, 5e-4}, torch::kCPU);
   learner.train();
   auto images = torch::randn({batch, channels, input_size, input_size});
+  if (channels_last) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters()) {
+      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+    }
+    images = images.contiguous(at::MemoryFormat::ChannelsLast);
+  }
   auto labels = torch::randint(classes, {batch}, torch::kLong);
   for (int64_t i = 0; i < warmup; ++i) learner.step(images, labels, 0.01, i);
   const auto start = std::chrono::steady_clock::now();
@@ -59,6 +70,8 @@ int main(int argc, char** argv) {
                         {"input", fmt::format("{}x{}x{}", channels, input_size, input_size)},
                         {"batch", batch},
                         {"classes", classes},
+                        {"channels_last", channels_last},
+                        {"mkldnn", !no_mkldnn},
                         {"threads", threads},
                         {"allocator", sys.allocator},
                         {"images_per_s", images_per_s},

@@ -139,5 +139,18 @@ TEST(Checkpoint, RejectsOtherFilesAndVersions) {
   EXPECT_THROW(load_checkpoint(dir / "plain.pt"), Error);
 }
 
+TEST(Checkpoint, PlainStateDictForPython) {
+  const auto dir = test::temp_dir("state_dict");
+  const auto c = make("resnet_face18");
+  save_state_dict(c.backbone_state, dir / "backbone.pth");
+  std::ifstream in(dir / "backbone.pth", std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), {});
+  const auto dict = torch::pickle_load(bytes).toGenericDict();
+  ASSERT_EQ(dict.size(), c.backbone_state.size());
+  for (const auto& [name, tensor] : c.backbone_state) {
+    EXPECT_TRUE(torch::equal(dict.at(name).toTensor(), tensor)) << name;
+  }
+}
+
 }  // namespace
 }  // namespace arcface

@@ -10,5 +10,6 @@ void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_embed(CLI::App& app);
 void add_verify(CLI::App& app);
+void add_export(CLI::App& app);
 
 }  // namespace arcface::cli

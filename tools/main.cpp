@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   arcface::cli::add_eval(app);
   arcface::cli::add_embed(app);
   arcface::cli::add_verify(app);
+  arcface::cli::add_export(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,7 +14,7 @@ namespace arcface::cli {
 
 struct ModelArgs {
   std::string model, device = "cpu", color = "rgb";
-  int64_t input_size = 112;
+  int64_t input_size = 112, resize = 0;
   std::vector<double> mean{0.5}, std{0.5};
   int threads = 0;
 
@@ -26,6 +26,10 @@ struct ModelArgs {
         ->capture_default_str();
     auto* onnx = "ONNX input (checkpoints carry their own)";
     cmd->add_option("--input-size", input_size, onnx)->capture_default_str()->group("ONNX");
+    cmd->add_option("--resize", resize,
+                    "resize to this, then centre-crop --input-size (0: no crop)")
+        ->capture_default_str()
+        ->group("ONNX");
     cmd->add_option("--color", color, "rgb, bgr or gray")->capture_default_str()->group("ONNX");
     cmd->add_option("--mean", mean, "per-channel mean on 0..1 pixels")
         ->capture_default_str()
@@ -39,6 +43,7 @@ struct ModelArgs {
     configure_threads(threads);
     Preprocess onnx;
     onnx.input_size = input_size;
+    onnx.resize = resize;
     onnx.color = parse_color(color);
     onnx.mean = mean;
     onnx.std = std;

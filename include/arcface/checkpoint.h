@@ -57,6 +57,10 @@ void save_checkpoint(const Checkpoint& checkpoint, const fs::path& path);
 /// Reads a checkpoint; a file that is not one, or of another format version, is an error.
 Checkpoint load_checkpoint(const fs::path& path);
 
+/// Writes a plain PyTorch state dict (torch.save zip format): Python loads it with
+/// `model.load_state_dict(torch.load(path))` into a module of the same architecture.
+void save_state_dict(const StateDict& state, const fs::path& path);
+
 /// Writes text atomically (temporary file, then rename).
 void write_file_atomic(const fs::path& path, const std::string& text);
 

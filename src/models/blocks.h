@@ -12,6 +12,7 @@
 #include <torch/nn/modules/pooling.h>
 
 #include "arcface/backbone.h"
+#include "models/kernels.h"
 
 namespace arcface {
 

@@ -14,7 +14,7 @@ struct IBasicBlockImpl : nn::Module {
     bn1 = register_module("bn1", nn::BatchNorm2d(inplanes));
     conv1 = register_module("conv1", conv3x3(inplanes, planes));
     bn2 = register_module("bn2", nn::BatchNorm2d(planes));
-    prelu = register_module("prelu", nn::PReLU(nn::PReLUOptions().num_parameters(planes)));
+    prelu = register_module("prelu", PReLU(planes));
     conv2 = register_module("conv2", conv3x3(planes, planes, stride));
     bn3 = register_module("bn3", nn::BatchNorm2d(planes));
     if (stride != 1 || inplanes != planes) {
@@ -29,7 +29,7 @@ struct IBasicBlockImpl : nn::Module {
   }
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   nn::Conv2d conv1{nullptr}, conv2{nullptr};
-  nn::PReLU prelu{nullptr};
+  PReLU prelu{nullptr};
   nn::Sequential downsample{nullptr};
 };
 TORCH_MODULE(IBasicBlock);
@@ -43,7 +43,7 @@ class IResNetImpl : public BackboneImpl {
                 o.input_size());
     conv1 = register_module("conv1", conv3x3(o.channels(), 64));
     bn1 = register_module("bn1", nn::BatchNorm2d(64));
-    prelu = register_module("prelu", nn::PReLU(nn::PReLUOptions().num_parameters(64)));
+    prelu = register_module("prelu", PReLU(64));
     const int64_t planes[] = {64, 128, 256, 512};
     int64_t inplanes = 64;
     for (int i = 0; i < 4; ++i) {
@@ -76,7 +76,7 @@ class IResNetImpl : public BackboneImpl {
  private:
   nn::Conv2d conv1{nullptr};
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
-  nn::PReLU prelu{nullptr};
+  PReLU prelu{nullptr};
   std::vector<nn::Sequential> stages;
   nn::Dropout dropout{nullptr};
   nn::Linear fc{nullptr};

@@ -24,7 +24,7 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t
 nn::Sequential conv_block(int64_t in, int64_t out, int64_t kernel = 1, int64_t stride = 1,
                           int64_t padding = 0, int64_t groups = 1) {
   nn::Sequential layers(conv(in, out, kernel, stride, padding, groups), nn::BatchNorm2d(out),
-                        nn::PReLU(nn::PReLUOptions().num_parameters(out)));
+                        PReLU(out));
   return layers;
 }
 

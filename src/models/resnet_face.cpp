@@ -13,7 +13,7 @@ namespace nn = torch::nn;
 struct SEBlockImpl : nn::Module {
   explicit SEBlockImpl(int64_t channels, int64_t reduction = 16) {
     fc = register_module("fc",
-                         nn::Sequential(nn::Linear(channels, channels / reduction), nn::PReLU(),
+                         nn::Sequential(nn::Linear(channels, channels / reduction), PReLU(),
                                         nn::Linear(channels / reduction, channels), nn::Sigmoid()));
   }
   torch::Tensor forward(const torch::Tensor& x) {
@@ -29,7 +29,7 @@ struct IRBlockImpl : nn::Module {
     bn0 = register_module("bn0", nn::BatchNorm2d(inplanes));
     conv1 = register_module("conv1", conv3x3(inplanes, inplanes));
     bn1 = register_module("bn1", nn::BatchNorm2d(inplanes));
-    prelu = register_module("prelu", nn::PReLU());
+    prelu = register_module("prelu", PReLU());
     conv2 = register_module("conv2", conv3x3(inplanes, planes, stride));
     bn2 = register_module("bn2", nn::BatchNorm2d(planes));
     if (stride != 1 || inplanes != planes) {
@@ -47,7 +47,7 @@ struct IRBlockImpl : nn::Module {
   }
   nn::BatchNorm2d bn0{nullptr}, bn1{nullptr}, bn2{nullptr};
   nn::Conv2d conv1{nullptr}, conv2{nullptr};
-  nn::PReLU prelu{nullptr};
+  PReLU prelu{nullptr};
   nn::Sequential downsample{nullptr};
   SEBlock se{nullptr};
 };
@@ -63,8 +63,7 @@ class ResNetFaceImpl : public BackboneImpl {
     conv1 = register_module(
         "conv1", nn::Conv2d(nn::Conv2dOptions(o.channels(), 64, 3).padding(1).bias(false)));
     bn1 = register_module("bn1", nn::BatchNorm2d(64));
-    prelu = register_module("prelu", nn::PReLU());
-    maxpool = register_module("maxpool", nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
+    prelu = register_module("prelu", PReLU());
     const int64_t planes[] = {64, 128, 256, 512};
     int64_t inplanes = 64;
     for (int i = 0; i < 4; ++i) {
@@ -84,7 +83,7 @@ class ResNetFaceImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    x = maxpool->forward(prelu->forward(bn1->forward(conv1->forward(x))));
+    x = fused_max_pool_2x2(prelu->forward(bn1->forward(conv1->forward(x))));
     for (auto& stage : stages) x = stage->forward(x);
     x = dropout->forward(bn4->forward(x));
     return bn5->forward(fc5->forward(x.flatten(1)));
@@ -93,8 +92,7 @@ class ResNetFaceImpl : public BackboneImpl {
  private:
   nn::Conv2d conv1{nullptr};
   nn::BatchNorm2d bn1{nullptr}, bn4{nullptr};
-  nn::PReLU prelu{nullptr};
-  nn::MaxPool2d maxpool{nullptr};
+  PReLU prelu{nullptr};
   std::vector<nn::Sequential> stages;
   nn::Dropout dropout{nullptr};
   nn::Linear fc5{nullptr};

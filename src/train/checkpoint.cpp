@@ -162,6 +162,11 @@ void write_file_atomic(const fs::path& path, const std::string& text) {
   fs::rename(tmp, path);
 }
 
+void save_state_dict(const StateDict& state, const fs::path& path) {
+  const auto bytes = torch::pickle_save(tensor_dict(state));
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+}
+
 void save_checkpoint(const Checkpoint& c, const fs::path& path) {
   c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
   d.insert("format", std::string(kFormat));

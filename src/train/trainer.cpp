@@ -118,14 +118,12 @@ std::shared_ptr<spdlog::logger> make_logger(const fs::path& dir) {
 struct EpochStats {
   double loss_sum = 0;
   int64_t correct = 0, seen = 0, batches = 0;
-  double seconds = 0;  // training time, validation excluded
+  double seconds = 0;       // training time, validation excluded
+  double wait_seconds = 0;  // of which waiting for the loader
 
   nlohmann::json to_json() const {
-    return {{"loss_sum", loss_sum},
-            {"correct", correct},
-            {"seen", seen},
-            {"batches", batches},
-            {"seconds", seconds}};
+    return {{"loss_sum", loss_sum}, {"correct", correct}, {"seen", seen},
+            {"batches", batches},   {"seconds", seconds}, {"wait_seconds", wait_seconds}};
   }
   static EpochStats from_json(const nlohmann::json& j) {
     EpochStats s;
@@ -134,6 +132,7 @@ struct EpochStats {
     s.seen = j.value("seen", int64_t{0});
     s.batches = j.value("batches", int64_t{0});
     s.seconds = j.value("seconds", 0.0);
+    s.wait_seconds = j.value("wait_seconds", 0.0);
     return s;
   }
 };
@@ -293,7 +292,11 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     }
     auto epoch_start = Clock::now();
     double lr = schedule.at(epoch, b, batches);
-    while (auto batch = loader.next()) {
+    for (;;) {
+      const auto wait_start = Clock::now();
+      auto batch = loader.next();
+      stats.wait_seconds += since(wait_start);
+      if (!batch) break;
       lr = schedule.at(epoch, b, batches);
       // Seeding each step's random draws from its number makes resume exact.
       const auto step = learner.step(batch->images, batch->labels, lr,
@@ -345,6 +348,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
                              {"loss", mean_loss},
                              {"accuracy", accuracy},
                              {"seconds", stats.seconds},
+                             {"data_wait_seconds", stats.wait_seconds},
                              {"images_per_s", images_per_s},
                              {"peak_rss_mib", peak_rss_mib()}};
     log->info("============================================================");
@@ -352,8 +356,10 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     log->info("Average Loss: {:.4f}", mean_loss);
     log->info("Average Acc: {:.4f} ({:.2f}%)", accuracy, 100 * accuracy);
     log->info("Learning rate: {:.6f}", lr);
-    log->info("Throughput: {:.1f} images/s ({:.1f} GFLOP/s), peak RSS {:.0f} MiB", images_per_s,
-              images_per_s * 6 * macs / 1e9, peak_rss_mib());
+    log->info(
+        "Throughput: {:.1f} images/s ({:.1f} GFLOP/s), {:.1f}s waiting for data, peak RSS "
+        "{:.0f} MiB",
+        images_per_s, images_per_s * 6 * macs / 1e9, stats.wait_seconds, peak_rss_mib());
 
     // Validation and the best checkpoint.
     std::string metric_name = "train_accuracy";

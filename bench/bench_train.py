@@ -14,7 +14,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-import arcface_models as am
+import os as _os, sys as _sys
+_sys.path.insert(0, _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "..", "python"))
+import arcface_models as am  # noqa: E402
 
 
 def gemm_peak():
