@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   CLI::App app{"per-operator time of a training step"};
   std::string backbone = "resnet_face18";
   int64_t input_size = 128, channels = 1, batch = 32, classes = 1000, steps = 3;
-  bool inference = false;
+  bool inference = false, no_fold = false;
   app.add_option("--backbone", backbone);
   app.add_option("--input-size", input_size);
   app.add_option("--channels", channels);
@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps);
   app.add_flag("--inference", inference, "profile forward passes in inference mode instead");
   app.add_flag("--by-shape", by_shape, "split convolutions by their shapes");
+  app.add_flag("--no-fold", no_fold, "keep BatchNorm unfolded at inference");
   CLI11_PARSE(app, argc, argv);
 
   using namespace arcface;
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
     }
   };
   learner.train(!inference);
+  if (inference && !no_fold) net->fold_batchnorm();  // as the embedder runs it
   run(0);
   auto handle = at::addGlobalCallback(
       at::RecordFunctionCallback(on_start, on_end)

@@ -84,6 +84,38 @@ TEST(Backbone, ForwardWorkMatchesTheArchitecture) {
   EXPECT_NEAR(gflops(BackboneOptions("mobilefacenet")), 0.88, 0.05);
 }
 
+// Folding BatchNorm for inference keeps the function of the eval-mode network.
+void check_fold(const BackboneOptions& o) {
+  torch::manual_seed(5);
+  auto b = make_backbone(o);
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& item : b->named_buffers()) {
+      if (item.key().find("running_mean") != std::string::npos) item.value().uniform_(-0.3, 0.3);
+      if (item.key().find("running_var") != std::string::npos) item.value().uniform_(0.5, 2.0);
+    }
+    for (const auto& item : b->named_parameters()) {
+      if (item.key().find("bn") != std::string::npos && item.value().dim() == 1) {
+        item.value().uniform_(0.5, 1.5);
+      }
+    }
+  }
+  b->eval();
+  auto x = torch::randn({3, o.channels(), o.input_size(), o.input_size()});
+  torch::NoGradGuard no_grad;
+  auto before = b->forward(x);
+  b->fold_batchnorm();
+  auto after = b->forward(x);
+  EXPECT_LT((before - after).abs().max().item<double>(), 1e-3 * before.abs().max().item<double>());
+}
+
+TEST(Backbone, FoldingBatchNormKeepsTheFunction) {
+  check_fold(BackboneOptions("resnet_face18").input_size(64).channels(1));
+  check_fold(BackboneOptions("resnet_face18").input_size(64).channels(1).use_se(true));
+  check_fold(BackboneOptions("iresnet18").input_size(64));
+  check_fold(BackboneOptions("mobilefacenet").input_size(64));
+}
+
 TEST(Backbone, BadOptionsAreClearErrors) {
   EXPECT_THROW(make_backbone(BackboneOptions("vgg16")), Error);
   EXPECT_THROW(make_backbone(BackboneOptions("iresnet18").use_se(true)), Error);

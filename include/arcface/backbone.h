@@ -30,6 +30,11 @@ class BackboneImpl : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(torch::Tensor x) = 0;
   const BackboneOptions& options() const { return options_; }
+  /// For inference only: merges each BatchNorm that follows a convolution or feeds a fully
+  /// connected layer into that layer, using the running statistics. In eval mode the network
+  /// computes the same function with fewer passes over memory; it can no longer be trained
+  /// and its state dict no longer matches a checkpoint's.
+  virtual void fold_batchnorm() {}
 
  protected:
   explicit BackboneImpl(BackboneOptions options) : options_(std::move(options)) {}

@@ -95,8 +95,9 @@ Embedder Embedder::load(const fs::path& model, const std::string& device,
   load_state_dict(*e.backbone_, c.backbone_state,
                   fmt::format("checkpoint '{}' backbone_state_dict", model.string()));
   e.device_ = parse_device(device);
-  e.backbone_->to(e.device_);
   e.backbone_->eval();
+  e.backbone_->fold_batchnorm();  // inference only: fewer passes, same function
+  e.backbone_->to(e.device_);
   e.preprocess_ = c.preprocess;
   e.dim_ = c.backbone.embedding_dim();
   e.description_ =

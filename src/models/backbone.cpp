@@ -86,6 +86,49 @@ void init_xavier(torch::nn::Module& module) {
   }
 }
 
+torch::nn::Conv2d folded_conv(const torch::nn::Conv2d& conv, const at::Tensor& scale,
+                              const at::Tensor& shift) {
+  torch::NoGradGuard no_grad;
+  const auto& o = conv->options;
+  torch::nn::Conv2d fused(
+      torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
+          .stride(o.stride())
+          .padding(o.padding())
+          .dilation(o.dilation())
+          .groups(o.groups())
+          .bias(true));
+  fused->weight.copy_(conv->weight * scale.view({-1, 1, 1, 1}));
+  fused->bias.copy_(conv->bias.defined() ? conv->bias * scale + shift : shift);
+  return fused;
+}
+
+void fold_into_conv(torch::nn::Module& parent, const std::string& name, torch::nn::Conv2d& conv,
+                    const at::Tensor& scale, const at::Tensor& shift) {
+  conv = parent.replace_module(name, folded_conv(conv, scale, shift));
+}
+
+void fold_into_linear(torch::nn::Linear& fc, const std::pair<at::Tensor, at::Tensor>& input_affine,
+                      const std::pair<at::Tensor, at::Tensor>& output_affine) {
+  torch::NoGradGuard no_grad;
+  const int64_t repeat = fc->weight.size(1) / input_affine.first.numel();
+  const auto in_scale = input_affine.first.repeat_interleave(repeat);
+  const auto in_shift = input_affine.second.repeat_interleave(repeat);
+  // W (a x + b) + c = (W a) x + (W b + c); then s (.) + t.
+  auto bias = torch::mv(fc->weight, in_shift) + fc->bias;
+  fc->weight.mul_(in_scale.view({1, -1}));
+  fc->weight.mul_(output_affine.first.view({-1, 1}));
+  fc->bias.copy_(bias * output_affine.first + output_affine.second);
+}
+
+torch::nn::Sequential fold_downsample(const torch::nn::Sequential& downsample) {
+  auto conv =
+      torch::nn::Conv2d(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(downsample->ptr(0)));
+  auto bn = torch::nn::BatchNorm2d(
+      std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(downsample->ptr(1)));
+  const auto [scale, shift] = batchnorm_affine(bn);
+  return torch::nn::Sequential(folded_conv(conv, scale, shift));
+}
+
 namespace {
 
 // Counts convolution and matrix-product MACs of the operators run on this thread.

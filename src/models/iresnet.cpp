@@ -23,10 +23,21 @@ struct IBasicBlockImpl : nn::Module {
     }
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto out = prelu->forward(bn2->forward(conv1->forward(bn1->forward(x))));
-    out = bn3->forward(conv2->forward(out));
+    auto out = conv1->forward(bn1->forward(x));
+    out = conv2->forward(prelu->forward(folded ? out : bn2->forward(out)));
+    if (!folded) out = bn3->forward(out);
     return out + (downsample ? downsample->forward(x) : x);
   }
+  void fold_batchnorm() {
+    // bn1 stays: it precedes a zero-padded convolution, where folding would change the border.
+    const auto [s2, t2] = batchnorm_affine(bn2);
+    fold_into_conv(*this, "conv1", conv1, s2, t2);
+    const auto [s3, t3] = batchnorm_affine(bn3);
+    fold_into_conv(*this, "conv2", conv2, s3, t3);
+    if (downsample) downsample = replace_module("downsample", fold_downsample(downsample));
+    folded = true;
+  }
+  bool folded = false;
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   nn::Conv2d conv1{nullptr}, conv2{nullptr};
   PReLU prelu{nullptr};
@@ -67,10 +78,23 @@ class IResNetImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    x = prelu->forward(bn1->forward(conv1->forward(x)));
+    x = conv1->forward(x);
+    x = prelu->forward(folded_ ? x : bn1->forward(x));
     for (auto& stage : stages) x = stage->forward(x);
+    if (folded_) return fc->forward(x.flatten(1));
     x = dropout->forward(bn2->forward(x).flatten(1));
     return features->forward(fc->forward(x));
+  }
+
+  void fold_batchnorm() override {
+    if (folded_) return;
+    const auto [s, t] = batchnorm_affine(bn1);
+    fold_into_conv(*this, "conv1", conv1, s, t);
+    for (auto& stage : stages) {
+      for (size_t i = 0; i < stage->size(); ++i) stage->ptr<IBasicBlockImpl>(i)->fold_batchnorm();
+    }
+    fold_into_linear(fc, batchnorm_affine(bn2), batchnorm_affine(features));
+    folded_ = true;
   }
 
  private:
@@ -81,6 +105,7 @@ class IResNetImpl : public BackboneImpl {
   nn::Dropout dropout{nullptr};
   nn::Linear fc{nullptr};
   nn::BatchNorm1d features{nullptr};
+  bool folded_ = false;
 };
 
 }  // namespace

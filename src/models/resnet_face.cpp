@@ -39,17 +39,29 @@ struct IRBlockImpl : nn::Module {
     if (use_se) se = register_module("se", SEBlock(planes));
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto out = prelu->forward(bn1->forward(conv1->forward(bn0->forward(x))));
-    out = bn2->forward(conv2->forward(out));
+    auto out = conv1->forward(bn0->forward(x));
+    out = prelu->forward(folded ? out : bn1->forward(out));
+    out = conv2->forward(out);
+    if (!folded) out = bn2->forward(out);
     if (se) out = se->forward(out);
     out = out + (downsample ? downsample->forward(x) : x);
     return prelu->forward(out);
+  }
+  void fold_batchnorm() {
+    // bn0 stays: it precedes a zero-padded convolution, where folding would change the border.
+    const auto [s1, t1] = batchnorm_affine(bn1);
+    fold_into_conv(*this, "conv1", conv1, s1, t1);
+    const auto [s2, t2] = batchnorm_affine(bn2);
+    fold_into_conv(*this, "conv2", conv2, s2, t2);
+    if (downsample) downsample = replace_module("downsample", fold_downsample(downsample));
+    folded = true;
   }
   nn::BatchNorm2d bn0{nullptr}, bn1{nullptr}, bn2{nullptr};
   nn::Conv2d conv1{nullptr}, conv2{nullptr};
   PReLU prelu{nullptr};
   nn::Sequential downsample{nullptr};
   SEBlock se{nullptr};
+  bool folded = false;
 };
 TORCH_MODULE(IRBlock);
 
@@ -83,10 +95,23 @@ class ResNetFaceImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    x = fused_max_pool_2x2(prelu->forward(bn1->forward(conv1->forward(x))));
+    x = conv1->forward(x);
+    x = fused_max_pool_2x2(prelu->forward(folded_ ? x : bn1->forward(x)));
     for (auto& stage : stages) x = stage->forward(x);
+    if (folded_) return fc5->forward(x.flatten(1));
     x = dropout->forward(bn4->forward(x));
     return bn5->forward(fc5->forward(x.flatten(1)));
+  }
+
+  void fold_batchnorm() override {
+    if (folded_) return;
+    const auto [s, t] = batchnorm_affine(bn1);
+    fold_into_conv(*this, "conv1", conv1, s, t);
+    for (auto& stage : stages) {
+      for (size_t i = 0; i < stage->size(); ++i) stage->ptr<IRBlockImpl>(i)->fold_batchnorm();
+    }
+    fold_into_linear(fc5, batchnorm_affine(bn4), batchnorm_affine(bn5));
+    folded_ = true;
   }
 
  private:
@@ -97,6 +122,7 @@ class ResNetFaceImpl : public BackboneImpl {
   nn::Dropout dropout{nullptr};
   nn::Linear fc5{nullptr};
   nn::BatchNorm1d bn5{nullptr};
+  bool folded_ = false;
 };
 
 }  // namespace
