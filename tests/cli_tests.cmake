@@ -33,3 +33,15 @@ add_test(NAME cli.pipeline
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_pipeline.sh ${arcface_bin} ${sample}
                  ${CMAKE_CURRENT_BINARY_DIR}/cli_pipeline)
 set_tests_properties(cli.pipeline PROPERTIES TIMEOUT 600)
+
+# align on raw LFW photos with the default detector (no model to download).
+add_test(NAME cli.align_raw
+         COMMAND ${arcface_bin} align --src ${PROJECT_SOURCE_DIR}/tests/data/raw
+                 --dst ${CMAKE_CURRENT_BINARY_DIR}/cli_align --size 128 --gray --no-progress)
+set_tests_properties(cli.align_raw PROPERTIES
+  PASS_REGULAR_EXPRESSION "4 images: 4 aligned, 0 without a face")
+add_test(NAME cli.align_bad_detector
+         COMMAND ${arcface_bin} align --src ${PROJECT_SOURCE_DIR}/tests/data/raw
+                 --dst ${CMAKE_CURRENT_BINARY_DIR}/cli_align_bad --detector yunet)
+set_tests_properties(cli.align_bad_detector PROPERTIES
+  PASS_REGULAR_EXPRESSION "error: the yunet detector needs its .onnx model file")

@@ -1,5 +1,6 @@
 #include <spdlog/fmt/fmt.h>
 
+#include "arcface/aligner.h"
 #include "arcface/error.h"
 #include "arcface/evaluate.h"
 #include "arcface/report.h"
@@ -26,6 +27,8 @@ void add_eval(CLI::App& app) {
     std::string root, pairs, pairs_format = "auto", flip = "concat", out = "eval";
     int64_t batch_size = 64, workers = 1, folds = 0;
     bool skip_missing = false, no_progress = false;
+    std::string preprocess = "none";
+    AlignOptions align;
   };
   auto args = std::make_shared<Args>();
   args->model.add_to(cmd);
@@ -40,6 +43,14 @@ void add_eval(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--workers", args->workers, "decoding threads")->capture_default_str();
   cmd->add_option("--folds", args->folds, "evaluate only the first N folds (0: all)");
+  cmd->add_option("--preprocess", args->preprocess,
+                  "none (aligned crops), or detect and align raw images with dlib, yunet or mtcnn")
+      ->capture_default_str();
+  cmd->add_option("--margin", args->align.margin,
+                  "with --preprocess: seed 002's crop mode (box plus margin) instead of the warp");
+  cmd->add_option("--align-size", args->align.height, "with --preprocess: the aligned crop size")
+      ->capture_default_str();
+  add_detector_options(cmd, args->align.detector);
   cmd->add_flag("--skip-missing", args->skip_missing, "drop pairs whose images are missing");
   cmd->add_flag("--no-progress", args->no_progress, "no progress bar");
   cmd->add_option("--out", args->out, "output directory")->capture_default_str();
@@ -80,6 +91,14 @@ void add_eval(CLI::App& app) {
     eo.batch_size = args->batch_size;
     eo.workers = args->workers;
     eo.progress = !args->no_progress;
+    if (args->preprocess != "none") {
+      auto& a = args->align;
+      a.detector.type = args->preprocess;
+      a.width = a.height;
+      eo.face_crop = shared_face_crop(a, static_cast<int>(args->workers));
+      fmt::print("      detecting and aligning faces with {}{}\n", args->preprocess,
+                 a.margin >= 0 ? fmt::format(" (crop mode, margin {})", a.margin) : "");
+    }
     const EvalResult r = evaluate_pairs(embedder, pairs, args->root, eo);
     const auto& m = r.metrics;
     fmt::print(

@@ -11,5 +11,16 @@ void add_eval(CLI::App& app);
 void add_embed(CLI::App& app);
 void add_verify(CLI::App& app);
 void add_export(CLI::App& app);
+void add_align(CLI::App& app);
+
+}  // namespace arcface::cli
+
+namespace arcface {
+struct DetectorOptions;
+}
+
+namespace arcface::cli {
+/// --detector-model and --score-threshold, shared by align and eval.
+void add_detector_options(CLI::App* cmd, arcface::DetectorOptions& options);
 
 }  // namespace arcface::cli

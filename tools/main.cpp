@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   arcface::cli::add_embed(app);
   arcface::cli::add_verify(app);
   arcface::cli::add_export(app);
+  arcface::cli::add_align(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <vector>
 
 #include "arcface/embedder.h"
@@ -14,6 +15,8 @@ struct EvalOptions {
   int64_t batch_size = 64;
   int64_t workers = 1;  // decoding threads
   bool progress = true;
+  /// Detection and alignment of raw photos before the preprocessing (ImageSource::face_crop).
+  std::function<cv::Mat(const cv::Mat&)> face_crop;
 };
 
 struct EvalResult {

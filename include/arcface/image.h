@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,8 @@ struct ImageSource {
   fs::path root;
   std::vector<std::string> names;  // paths relative to root, or labels for `encoded`
   std::vector<std::vector<uint8_t>> encoded;
+  /// Raw photos: finds and aligns the face of each decoded (BGR) image before `pre` applies.
+  std::function<cv::Mat(const cv::Mat&)> face_crop;
   size_t size() const { return names.size(); }
   cv::Mat load(size_t i, const Preprocess& pre) const;
 };

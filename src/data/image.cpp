@@ -130,8 +130,19 @@ void write_tensor(const cv::Mat& image, const Preprocess& pre, int x, int y, boo
 }
 
 cv::Mat ImageSource::load(size_t i, const Preprocess& pre) const {
-  if (!encoded.empty()) return decode_image(encoded.at(i), pre, names.at(i));
-  return load_image(root / names.at(i), pre);
+  if (!face_crop) {
+    if (!encoded.empty()) return decode_image(encoded.at(i), pre, names.at(i));
+    return load_image(root / names.at(i), pre);
+  }
+  // Detectors want colour whatever the network takes.
+  cv::Mat image;
+  if (!encoded.empty()) {
+    image = cv::imdecode(encoded.at(i), cv::IMREAD_COLOR);
+    if (image.empty()) throw Error(fmt::format("image '{}' cannot be decoded", names.at(i)));
+  } else {
+    image = read_image(root / names.at(i), Color::BGR);
+  }
+  return prepare_image(face_crop(image), pre, names.at(i));
 }
 
 }  // namespace arcface

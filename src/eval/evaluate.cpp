@@ -55,7 +55,8 @@ EvalResult evaluate_pairs(Embedder& embedder, const PairList& pairs, const fs::p
   const auto start = Clock::now();
   EmbedTiming timing;
   const auto descriptors =
-      embed_images(embedder, ImageSource{root, pairs.images, pairs.encoded}, options, &timing);
+      embed_images(embedder, ImageSource{root, pairs.images, pairs.encoded, options.face_crop},
+                   options, &timing);
 
   EvalResult result;
   result.images = descriptors.size(0);

@@ -233,7 +233,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
   lo.cache = config.data.cache;
   lo.seed = tc.seed;
   log->info("Loading training data from {} ...", source);
-  Loader loader(ImageSource{data.root, names, {}}, labels, preprocess, lo);
+  Loader loader(ImageSource{data.root, names, {}, {}}, labels, preprocess, lo);
   const int64_t batches = loader.batches_per_epoch();
 
   const auto info = system_info();

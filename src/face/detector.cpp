@@ -1,0 +1,29 @@
+#include <spdlog/fmt/fmt.h>
+
+#include "arcface/error.h"
+#include "face/detectors.h"
+
+namespace arcface {
+
+std::string default_dlib_shape_predictor() {
+  return "/usr/share/dlib/shape_predictor_68_face_landmarks.dat";
+}
+
+std::unique_ptr<FaceDetector> make_detector(const DetectorOptions& o) {
+  if (o.type == "dlib") {
+    return make_dlib_detector(o.model.empty() ? default_dlib_shape_predictor() : o.model,
+                              o.score_threshold);
+  }
+  if (o.type == "yunet") {
+    if (o.model.empty()) throw Error("the yunet detector needs its .onnx model file");
+    return make_yunet_detector(o.model, o.score_threshold);
+  }
+  if (o.type == "mtcnn") {
+    if (o.model.empty())
+      throw Error("the mtcnn detector needs the folder of pnet.pt, rnet.pt, onet.pt");
+    return make_mtcnn_detector(o.model, o.score_threshold);
+  }
+  throw Error(fmt::format("unknown detector '{}' (expected dlib, yunet or mtcnn)", o.type));
+}
+
+}  // namespace arcface
