@@ -2,10 +2,10 @@
 # Runs the benchmarks and prints one table: the machine line, then training throughput of the
 # C++ toolkit and of the same step in PyTorch eager Python (as shipped, and at its best with
 # jemalloc keeping freed memory), with ratios and fractions of the GEMM peak.
-#   bench/run.sh [train] [eval]        (default: train)
+#   bench/run.sh [train] [eval] [detect]        (default: train eval)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=${*:-train}
+what=${*:-train eval}
 cmake --build build --target bench -j"$(nproc)" >/dev/null
 threads=$(nproc)
 jemalloc=$(ls /usr/lib/x86_64-linux-gnu/libjemalloc.so.2)
@@ -44,5 +44,54 @@ print(f"  (GEMM peak measured per run: C++ {c['gemm_peak_gflops']:.0f}, py {p['g
       f"py+je {j['gemm_peak_gflops']:.0f} GFLOP/s; {c['gflop_per_image']:.2f} GFLOP per training image)")
 PY
   done
+fi
+if [[ " $what " == *" eval "* ]]; then
+  # The distinct LFW images of pairs.txt (the first $EVAL_IMAGES of 7,701), with mirror images,
+  # through a resnet_face18 (1x128x128, seed 000) and an IR-ResNet18 (3x112x112) checkpoint.
+  # Untrained ones (two steps on the sample) unless RESNET_FACE18 / IRESNET18 name trained ones:
+  # the work per image does not depend on the weights.
+  images=${EVAL_IMAGES:-800}
+  build/arcface select --root data/sample/train --classes 24 --max-per-class 12 \
+    --out "$out/list.txt" >/dev/null
+  checkpoint() {
+    local name=$1
+    shift
+    build/arcface train --config config/demo.yaml --max-steps 2 --no-progress \
+      --set model.backbone="$name" --set data.train_list="$out/list.txt" \
+      --set paths.checkpoints_path="$out/$name" "$@" >/dev/null
+    echo "$out/$name/last.pt"
+  }
+  rf18=${RESNET_FACE18:-$(checkpoint resnet_face18 --set data.input_size=128 --set data.channels=1 \
+    --set data.resize=128 --set "data.mean=[0.5]" --set "data.std=[0.5]")}
+  ir18=${IRESNET18:-$(checkpoint iresnet18 --set data.resize=112)}
+  printf "\n%-14s %-6s | %8s %8s %6s %7s | %9s %8s | %9s %8s | %6s %6s | %8s\n" \
+    backbone images "C++ i/s" "net GF/s" "%peak" "wait s" "test.py i/s" "%peak" "py best" "%peak" \
+    "x test" "x best" "RSS MiB"
+  for model in "$rf18" "$ir18"; do
+    build/bench/bench_eval --model "$model" --images "$images" --threads "$threads" > "$out/cpp.json"
+    /usr/bin/python3 bench/bench_eval.py --model "$model" --images "$images" --mode testpy \
+      --threads "$threads" > "$out/py.json"
+    LD_PRELOAD=$jemalloc MALLOC_CONF=$jemalloc_conf /usr/bin/python3 bench/bench_eval.py \
+      --model "$model" --images "$images" --mode best --threads "$threads" > "$out/pyje.json"
+    /usr/bin/python3 - "$out" <<'PY'
+import json, sys
+d = sys.argv[1]
+c, p, j = (json.load(open(f"{d}/{n}.json")) for n in ("cpp", "py", "pyje"))
+print(f"{c['backbone']:<14} {c['images']:<6} | {c['images_per_s']:8.2f} {c['network_gflops']:8.1f} "
+      f"{100 * c['network_fraction_of_peak']:5.1f}% {c['decode_wait_seconds']:7.1f} | "
+      f"{p['images_per_s']:9.2f} {100 * p['network_fraction_of_peak']:7.1f}% | "
+      f"{j['images_per_s']:9.2f} {100 * j['network_fraction_of_peak']:7.1f}% | "
+      f"{c['images_per_s'] / p['images_per_s']:6.2f} {c['images_per_s'] / j['images_per_s']:6.2f} | "
+      f"{c['peak_rss_mib']:8.0f}")
+print(f"  ({c['input']}; {c['gflop_per_image']:.2f} GFLOP per image with its mirror; GEMM peak "
+      f"{c['gemm_peak_gflops']:.0f} GFLOP/s; Python decoding {p['decode_seconds']:.1f} s of "
+      f"{p['seconds']:.1f} s (test.py), {j['decode_seconds']:.1f} s of {j['seconds']:.1f} s (best))")
+PY
+  done
+fi
+if [[ " $what " == *" detect "* ]]; then
+  # Detection rate, landmark error (inter-ocular units) and speed on raw LFW fold 1.
+  echo
+  build/bench/bench_detect --root ../shared/data/lfw/raw
 fi
 rm -rf "$out"

@@ -23,11 +23,9 @@ def main(checkpoint, out):
     torch.onnx.export(model, x, out, input_names=["input"], output_names=["embedding"],
                       dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}},
                       opset_version=11)
-    print(f"wrote {out}; evaluate it with: --input-size {p['input_size']} --color {p['color']} "
-          f"--mean {' '.join(str(v) for v in p['mean'])} --std {' '.join(str(v) for v in p['std'])}")
-    if p["resize"] not in (0, p["input_size"]):
-        print(f"note: the checkpoint centre-crops {p['input_size']} from images resized to "
-              f"{p['resize']}; ONNX evaluation resizes to {p['input_size']} directly")
+    print(f"wrote {out}; evaluate it with: --input-size {p['input_size']} --resize {p['resize']} "
+          f"--color {p['color']} --mean {' '.join(str(v) for v in p['mean'])} "
+          f"--std {' '.join(str(v) for v in p['std'])}")
 
 
 if __name__ == "__main__":

@@ -45,3 +45,12 @@ add_test(NAME cli.align_bad_detector
                  --dst ${CMAKE_CURRENT_BINARY_DIR}/cli_align_bad --detector yunet)
 set_tests_properties(cli.align_bad_detector PROPERTIES
   PASS_REGULAR_EXPRESSION "error: the yunet detector needs its .onnx model file")
+
+# eval straight from raw photos: detection and alignment on the fly, recorded in the report.
+file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/raw_pairs.txt
+  "Abel_Pacheco/Abel_Pacheco_0001.jpg Abel_Pacheco/Abel_Pacheco_0002.jpg 1\n"
+  "Abdul_Rahman/Abdul_Rahman_0001.jpg Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg 0\n")
+add_test(NAME cli.eval_raw_dlib
+         COMMAND bash -c "'${arcface_bin}' eval --model '${CMAKE_CURRENT_BINARY_DIR}/fixture_model/last.pt' --root '${PROJECT_SOURCE_DIR}/tests/data/raw' --pairs '${CMAKE_CURRENT_BINARY_DIR}/raw_pairs.txt' --preprocess dlib --no-progress --out '${CMAKE_CURRENT_BINARY_DIR}/cli_eval_raw' && grep '\"face_detection\": \"dlib, 5-point warp to 112x112\"' '${CMAKE_CURRENT_BINARY_DIR}/cli_eval_raw/metrics.json'")
+set_tests_properties(cli.eval_raw_dlib PROPERTIES FIXTURES_REQUIRED model
+  PASS_REGULAR_EXPRESSION "2 pairs, 4 images.*no face found in 0 images.*face_detection.: .dlib, 5-point warp to 112x112")

@@ -10,16 +10,6 @@
 
 namespace arcface::cli {
 
-namespace {
-
-std::string describe(const Preprocess& p) {
-  return fmt::format("{0}x{0} {1}, resize {2}, (x/255 - mean {3}) / std {4}", p.input_size,
-                     to_string(p.color), p.load_size(), fmt::join(p.mean, "/"),
-                     fmt::join(p.std, "/"));
-}
-
-}  // namespace
-
 void add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "LFW-style verification of a model on a pairs list");
   struct Args {
@@ -91,19 +81,30 @@ void add_eval(CLI::App& app) {
     eo.batch_size = args->batch_size;
     eo.workers = args->workers;
     eo.progress = !args->no_progress;
+    std::shared_ptr<AlignerPool> aligners;
+    std::string face_detection;
     if (args->preprocess != "none") {
       auto& a = args->align;
       a.detector.type = args->preprocess;
       a.width = a.height;
-      eo.face_crop = shared_face_crop(a, static_cast<int>(args->workers));
-      fmt::print("      detecting and aligning faces with {}{}\n", args->preprocess,
-                 a.margin >= 0 ? fmt::format(" (crop mode, margin {})", a.margin) : "");
+      aligners = std::make_shared<AlignerPool>(a, static_cast<int>(args->workers));
+      eo.face_crop = [aligners](const cv::Mat& bgr, const std::string& name) {
+        return aligners->crop(bgr, name);
+      };
+      face_detection = fmt::format(
+          "{}, {} to {}x{}", args->preprocess,
+          a.margin >= 0 ? fmt::format("box + margin {}", a.margin) : std::string("5-point warp"),
+          a.width, a.height);
+      fmt::print("      detecting and aligning faces: {}\n", face_detection);
     }
     const EvalResult r = evaluate_pairs(embedder, pairs, args->root, eo);
     const auto& m = r.metrics;
     fmt::print(
         "      Processing complete: {} pairs, {} images in {:.1f}s ({:.1f} img/s with flips: {})\n",
         m.pairs, r.images, r.seconds, r.images / std::max(1e-9, r.seconds), args->flip);
+    const auto no_face = aligners ? aligners->fallbacks() : std::vector<std::string>{};
+    if (aligners)
+      fmt::print("      no face found in {} images (centre crop used)\n", no_face.size());
 
     fmt::print("[3/4] Computing accuracy...\n");
     fmt::print("      {}-fold accuracy: {:.2f}% ± {:.2f}%\n", pairs.num_folds,
@@ -128,6 +129,8 @@ void add_eval(CLI::App& app) {
     s.preprocess = describe(embedder.preprocess());
     s.images = r.images;
     s.skipped_pairs = static_cast<int64_t>(listed - pairs.pairs.size());
+    s.face_detection = face_detection;
+    s.no_face_images = no_face;
     s.seconds = r.seconds;
     s.network_seconds = r.network_seconds;
     s.wait_seconds = r.wait_seconds;

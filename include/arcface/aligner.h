@@ -1,11 +1,14 @@
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <opencv2/core.hpp>
 
@@ -42,9 +45,21 @@ class FaceAligner {
   std::unique_ptr<FaceDetector> detector_;
 };
 
-/// A thread-safe face crop for decoding threads (ImageSource::face_crop): `threads` aligners,
-/// each used by one caller at a time.
-std::function<cv::Mat(const cv::Mat&)> shared_face_crop(const AlignOptions& options, int threads);
+/// Aligners shared by decoding threads (ImageSource::face_crop): `size` of them, each used by
+/// one thread at a time. Records the images in which no face was found.
+class AlignerPool {
+ public:
+  AlignerPool(const AlignOptions& options, int size);
+  cv::Mat crop(const cv::Mat& bgr, const std::string& name);
+  /// Images that fell back to a centre crop, sorted.
+  std::vector<std::string> fallbacks() const;
+
+ private:
+  std::vector<std::unique_ptr<FaceAligner>> free_;
+  std::vector<std::string> fallbacks_;
+  mutable std::mutex mutex_;
+  std::condition_variable available_;
+};
 
 struct AlignTreeResult {
   int64_t images = 0, aligned = 0, fallbacks = 0, unreadable = 0, skipped = 0;

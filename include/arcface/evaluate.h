@@ -16,7 +16,7 @@ struct EvalOptions {
   int64_t workers = 1;  // decoding threads
   bool progress = true;
   /// Detection and alignment of raw photos before the preprocessing (ImageSource::face_crop).
-  std::function<cv::Mat(const cv::Mat&)> face_crop;
+  FaceCrop face_crop;
 };
 
 struct EvalResult {

@@ -32,6 +32,9 @@ struct Preprocess {
   static Preprocess from_json(const nlohmann::json& j);
 };
 
+/// "128x128 gray, resize 128, (x/255 - mean 0.5) / std 0.5", for reports and logs.
+std::string describe(const Preprocess& p);
+
 /// Reads an image file as OpenCV does (BGR, or gray for Color::Gray), unresized. Throws an
 /// Error naming the file when it is missing, unreadable or not an image.
 cv::Mat read_image(const fs::path& path, Color color);
@@ -52,13 +55,16 @@ cv::Mat prepare_image(const cv::Mat& image, const Preprocess& pre, const std::st
 /// `out`, a [C, input_size, input_size] float buffer.
 void write_tensor(const cv::Mat& image, const Preprocess& pre, int x, int y, bool flip, float* out);
 
+/// Turns a decoded BGR photo (named for records) into an aligned face crop.
+using FaceCrop = std::function<cv::Mat(const cv::Mat& bgr, const std::string& name)>;
+
 /// Images to decode: files under `root`, or encoded bytes in memory (`encoded` non-empty).
 struct ImageSource {
   fs::path root;
   std::vector<std::string> names;  // paths relative to root, or labels for `encoded`
   std::vector<std::vector<uint8_t>> encoded;
   /// Raw photos: finds and aligns the face of each decoded (BGR) image before `pre` applies.
-  std::function<cv::Mat(const cv::Mat&)> face_crop;
+  FaceCrop face_crop;
   size_t size() const { return names.size(); }
   cv::Mat load(size_t i, const Preprocess& pre) const;
 };

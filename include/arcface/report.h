@@ -22,6 +22,10 @@ struct EvalSummary {
   std::string preprocess;  // e.g. "112x112 rgb, (x/255 - 0.5) / 0.5"
   int64_t images = 0;
   int64_t skipped_pairs = 0;  // pairs dropped for missing images (--skip-missing)
+  /// Raw photos: how faces were found and aligned ("" for aligned crops), and the images in
+  /// which none was found (centre-cropped instead).
+  std::string face_detection;
+  std::vector<std::string> no_face_images;
   double seconds = 0, network_seconds = 0, wait_seconds = 0;
   std::string system;  // the machine line
 };

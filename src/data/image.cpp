@@ -129,6 +129,12 @@ void write_tensor(const cv::Mat& image, const Preprocess& pre, int x, int y, boo
   }
 }
 
+std::string describe(const Preprocess& p) {
+  return fmt::format("{0}x{0} {1}, resize {2}, (x/255 - mean {3}) / std {4}", p.input_size,
+                     to_string(p.color), p.load_size(), fmt::join(p.mean, "/"),
+                     fmt::join(p.std, "/"));
+}
+
 cv::Mat ImageSource::load(size_t i, const Preprocess& pre) const {
   if (!face_crop) {
     if (!encoded.empty()) return decode_image(encoded.at(i), pre, names.at(i));
@@ -142,7 +148,7 @@ cv::Mat ImageSource::load(size_t i, const Preprocess& pre) const {
   } else {
     image = read_image(root / names.at(i), Color::BGR);
   }
-  return prepare_image(face_crop(image), pre, names.at(i));
+  return prepare_image(face_crop(image, names.at(i)), pre, names.at(i));
 }
 
 }  // namespace arcface

@@ -71,6 +71,8 @@ nlohmann::json metrics_json(const VerificationMetrics& m, const PairList& pairs,
       {"false_rejects", m.false_rejects},
       {"images", s.images},
       {"skipped_pairs", s.skipped_pairs},
+      {"face_detection", s.face_detection.empty() ? "none (aligned crops)" : s.face_detection},
+      {"no_face_images", s.no_face_images},
       {"seconds", s.seconds},
       {"network_seconds", s.network_seconds},
       {"decode_wait_seconds", s.wait_seconds},
@@ -145,6 +147,13 @@ void write_eval_report(const fs::path& dir, const PairList& pairs,
   md += fmt::format("| image root | `{}` |\n", s.root);
   md +=
       fmt::format("| pairs | `{}` ({} format) |\n", pairs.source.string(), to_string(pairs.format));
+  if (!s.face_detection.empty()) {
+    md += fmt::format("| face detection and alignment | {} |\n", s.face_detection);
+    md += fmt::format("| images without a face (centre crop) | {}{} |\n", s.no_face_images.size(),
+                      s.no_face_images.empty()
+                          ? ""
+                          : ": " + fmt::format("{}", fmt::join(s.no_face_images, ", ")));
+  }
   md += fmt::format("| preprocessing | {} |\n", s.preprocess);
   md += fmt::format("| flip test-time augmentation | {} |\n", s.flip);
   md += fmt::format("| pairs evaluated | {} ({} same, {} different) |\n", m.pairs, m.positives,

@@ -1,7 +1,6 @@
 #include "arcface/aligner.h"
 
 #include <atomic>
-#include <condition_variable>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -40,32 +39,42 @@ FaceAligner::Result FaceAligner::align(const cv::Mat& bgr) {
   return r;
 }
 
-std::function<cv::Mat(const cv::Mat&)> shared_face_crop(const AlignOptions& options, int threads) {
-  struct Pool {
-    std::vector<std::unique_ptr<FaceAligner>> free;
-    std::mutex mutex;
-    std::condition_variable available;
-  };
-  auto pool = std::make_shared<Pool>();
-  for (int t = 0; t < std::max(1, threads); ++t)
-    pool->free.push_back(std::make_unique<FaceAligner>(options));
-  // Takes an aligner from the pool and gives it back however align() ends.
-  struct Lease {
-    Pool& pool;
-    std::unique_ptr<FaceAligner> aligner;
-    explicit Lease(Pool& p) : pool(p) {
-      std::unique_lock<std::mutex> lock(pool.mutex);
-      pool.available.wait(lock, [&] { return !pool.free.empty(); });
-      aligner = std::move(pool.free.back());
-      pool.free.pop_back();
-    }
-    ~Lease() {
-      std::lock_guard<std::mutex> lock(pool.mutex);
-      pool.free.push_back(std::move(aligner));
-      pool.available.notify_one();
-    }
-  };
-  return [pool](const cv::Mat& image) { return Lease(*pool).aligner->align(image).crop; };
+AlignerPool::AlignerPool(const AlignOptions& options, int size) {
+  for (int t = 0; t < std::max(1, size); ++t)
+    free_.push_back(std::make_unique<FaceAligner>(options));
+}
+
+cv::Mat AlignerPool::crop(const cv::Mat& bgr, const std::string& name) {
+  std::unique_ptr<FaceAligner> aligner;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    available_.wait(lock, [&] { return !free_.empty(); });
+    aligner = std::move(free_.back());
+    free_.pop_back();
+  }
+  // The aligner goes back to the pool however align() ends.
+  std::optional<FaceAligner::Result> r;
+  std::exception_ptr error;
+  try {
+    r = aligner->align(bgr);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_.push_back(std::move(aligner));
+    if (r && !r->face) fallbacks_.push_back(name);
+  }
+  available_.notify_one();
+  if (error) std::rethrow_exception(error);
+  return r->crop;
+}
+
+std::vector<std::string> AlignerPool::fallbacks() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto out = fallbacks_;
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 namespace {
