@@ -36,8 +36,7 @@ set_tests_properties(cli.pipeline PROPERTIES TIMEOUT 600)
 
 # align on raw LFW photos with the default detector (no model to download).
 add_test(NAME cli.align_raw
-         COMMAND ${arcface_bin} align --src ${PROJECT_SOURCE_DIR}/tests/data/raw
-                 --dst ${CMAKE_CURRENT_BINARY_DIR}/cli_align --size 128 --gray --no-progress)
+         COMMAND bash -c "rm -rf '${CMAKE_CURRENT_BINARY_DIR}/cli_align' && '${arcface_bin}' align --src '${PROJECT_SOURCE_DIR}/tests/data/raw' --dst '${CMAKE_CURRENT_BINARY_DIR}/cli_align' --size 128 --gray --no-progress")
 set_tests_properties(cli.align_raw PROPERTIES
   PASS_REGULAR_EXPRESSION "4 images: 4 aligned, 0 without a face")
 add_test(NAME cli.align_bad_detector
@@ -54,3 +53,25 @@ add_test(NAME cli.eval_raw_dlib
          COMMAND bash -c "'${arcface_bin}' eval --model '${CMAKE_CURRENT_BINARY_DIR}/fixture_model/last.pt' --root '${PROJECT_SOURCE_DIR}/tests/data/raw' --pairs '${CMAKE_CURRENT_BINARY_DIR}/raw_pairs.txt' --preprocess dlib --no-progress --out '${CMAKE_CURRENT_BINARY_DIR}/cli_eval_raw' && grep '\"face_detection\": \"dlib, 5-point warp to 112x112\"' '${CMAKE_CURRENT_BINARY_DIR}/cli_eval_raw/metrics.json'")
 set_tests_properties(cli.eval_raw_dlib PROPERTIES FIXTURES_REQUIRED model
   PASS_REGULAR_EXPRESSION "2 pairs, 4 images.*no face found in 0 images.*face_detection.: .dlib, 5-point warp to 112x112")
+
+# Fine-tuning from weights saved by Python (seed 002's checkpoint dictionary).
+add_test(NAME cli.train_from_python_weights
+         COMMAND ${arcface_bin} train --config ${CMAKE_CURRENT_SOURCE_DIR}/fixture_model.yaml
+                 --max-steps 1 --no-progress
+                 --set model.backbone=iresnet18 --set model.embedding_size=512
+                 --set model.pretrained=${CMAKE_CURRENT_SOURCE_DIR}/data/interop_ir18_seed002.pth
+                 --set data.input_size=112 --set data.resize=112 --set data.channels=3
+                 --set training.batch_size=4 --set data.train_root=${sample}/train
+                 --set data.train_list=${CMAKE_CURRENT_BINARY_DIR}/fixture_model/train_list.txt
+                 --set paths.checkpoints_path=${CMAKE_CURRENT_BINARY_DIR}/cli_finetune)
+set_tests_properties(cli.train_from_python_weights PROPERTIES FIXTURES_REQUIRED model
+  PASS_REGULAR_EXPRESSION "Backbone initialised from seed 002-style checkpoint .*interop_ir18_seed002.pth' \\(ir_resnet18, epoch 24\\)")
+add_test(NAME cli.train_from_wrong_weights
+         COMMAND ${arcface_bin} train --config ${CMAKE_CURRENT_SOURCE_DIR}/fixture_model.yaml
+                 --max-steps 1 --no-progress --set model.backbone=mobilefacenet
+                 --set model.pretrained=${CMAKE_CURRENT_SOURCE_DIR}/data/interop_ir18_seed002.pth
+                 --set data.train_root=${sample}/train
+                 --set data.train_list=${CMAKE_CURRENT_BINARY_DIR}/fixture_model/train_list.txt
+                 --set paths.checkpoints_path=${CMAKE_CURRENT_BINARY_DIR}/cli_finetune_bad)
+set_tests_properties(cli.train_from_wrong_weights PROPERTIES FIXTURES_REQUIRED model
+  PASS_REGULAR_EXPRESSION "error: model.pretrained .* holds weights for iresnet18, the config trains mobilefacenet")

@@ -42,7 +42,7 @@ TEST(Onnx, EmbeddingsMatchPythonPyTorch) {
   Fixture f;
   Preprocess p;
   p.input_size = 64;
-  auto embedder = Embedder::load(f.model, "cpu", p);
+  auto embedder = Embedder::load(f.model, "cpu", {p, ""});
   EXPECT_EQ(embedder.dim(), 32);
   const auto e = f.expected["embedding"].get<std::vector<float>>();
   const auto m = f.expected["embedding_of_mirror"].get<std::vector<float>>();
@@ -62,7 +62,7 @@ TEST(Onnx, InputThatDoesNotFitIsAClearError) {
   Preprocess p;
   p.input_size = 48;
   try {
-    Embedder::load(f.model, "cpu", p);
+    Embedder::load(f.model, "cpu", {p, ""});
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("does not accept 3x48x48"), std::string::npos) << e.what();

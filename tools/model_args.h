@@ -13,41 +13,51 @@
 namespace arcface::cli {
 
 struct ModelArgs {
-  std::string model, device = "cpu", color = "rgb";
+  std::string model, device = "cpu", color = "rgb", backbone;
   int64_t input_size = 112, resize = 0;
   std::vector<double> mean{0.5}, std{0.5};
   int threads = 0;
 
   void add_to(CLI::App* cmd) {
-    cmd->add_option("--model", model, "a checkpoint of ours (.pt) or an ONNX model (.onnx)")
+    cmd->add_option("--model", model,
+                    "a checkpoint of ours, a PyTorch checkpoint or state dict (.pt/.pth), or an "
+                    "ONNX model (.onnx)")
         ->required();
     cmd->add_option("--device", device, "cpu or cuda")->capture_default_str();
     cmd->add_option("--threads", threads, "compute threads (0: one per core)")
         ->capture_default_str();
-    auto* onnx = "ONNX input (checkpoints carry their own)";
-    cmd->add_option("--input-size", input_size, onnx)->capture_default_str()->group("ONNX");
+    auto* onnx = "input of ONNX models and Python weights (our checkpoints carry their own)";
+    cmd->add_option("--backbone", backbone, "the network of a plain PyTorch state dict")
+        ->group("Foreign models");
+    cmd->add_option("--input-size", input_size, onnx)
+        ->capture_default_str()
+        ->group("Foreign models");
     cmd->add_option("--resize", resize,
                     "resize to this, then centre-crop --input-size (0: no crop)")
         ->capture_default_str()
-        ->group("ONNX");
-    cmd->add_option("--color", color, "rgb, bgr or gray")->capture_default_str()->group("ONNX");
+        ->group("Foreign models");
+    cmd->add_option("--color", color, "rgb, bgr or gray")
+        ->capture_default_str()
+        ->group("Foreign models");
     cmd->add_option("--mean", mean, "per-channel mean on 0..1 pixels")
         ->capture_default_str()
-        ->group("ONNX");
+        ->group("Foreign models");
     cmd->add_option("--std", std, "per-channel std on 0..1 pixels")
         ->capture_default_str()
-        ->group("ONNX");
+        ->group("Foreign models");
   }
 
   Embedder load() const {
     configure_threads(threads);
-    Preprocess onnx;
-    onnx.input_size = input_size;
-    onnx.resize = resize;
-    onnx.color = parse_color(color);
-    onnx.mean = mean;
-    onnx.std = std;
-    return Embedder::load(model, device, onnx);
+    ForeignModel foreign;
+    foreign.backbone = backbone;
+    auto& p = foreign.preprocess;
+    p.input_size = input_size;
+    p.resize = resize;
+    p.color = parse_color(color);
+    p.mean = mean;
+    p.std = std;
+    return Embedder::load(model, device, foreign);
   }
 };
 

@@ -22,6 +22,9 @@ struct ModelConfig {
   double margin = -1;  // < 0: the metric's default (ArcFace 0.5, CosFace 0.4)
   bool easy_margin = false;
   double dropout = -1;  // < 0: the backbone's default (resnet_face 0.5, others 0)
+  /// Backbone weights to start from (fine-tuning): one of our checkpoints, a seed 002-style
+  /// checkpoint or a plain PyTorch state dict of the same network; empty: random init.
+  std::string pretrained;
 };
 
 struct LossConfig {

@@ -25,6 +25,14 @@ enum class FlipMode {
 FlipMode parse_flip_mode(const std::string& name);
 std::string to_string(FlipMode mode);
 
+/// What a model file that does not describe itself needs: an ONNX model, or a PyTorch file
+/// without our metadata (seed 002's dictionary, a plain state dict).
+struct ForeignModel {
+  Preprocess preprocess;
+  /// Plain state dicts: the architecture ("iresnet18", "resnet_face18", ...).
+  std::string backbone;
+};
+
 /// Turns aligned face crops into unit-length descriptors, with one of our checkpoints or an
 /// ONNX face-embedding model behind it. Shaped like OpenCV's FaceRecognizerSF:
 ///
@@ -35,9 +43,11 @@ std::string to_string(FlipMode mode);
 ///   bool same = score >= threshold;                        // threshold from `arcface eval`
 class Embedder {
  public:
-  /// A checkpoint of ours (.pt) or an ONNX model (.onnx, described by `onnx_preprocess`).
+  /// One of our checkpoints; a PyTorch checkpoint or state dict saved by Python (see
+  /// read_backbone_weights); or an ONNX model (.onnx). `foreign` describes the input of the
+  /// last two, and the architecture of a plain state dict.
   static Embedder load(const fs::path& model, const std::string& device = "cpu",
-                       const Preprocess& onnx_preprocess = {});
+                       const ForeignModel& foreign = {});
   /// Wraps a live backbone (validation during training).
   Embedder(Backbone backbone, Preprocess preprocess);
   ~Embedder();

@@ -24,6 +24,7 @@ struct LoaderOptions {
   bool random_crop = false;  // otherwise the centre crop
   int64_t workers = 1;       // decoding threads
   bool cache = false;        // decode every image once, up front, and keep it
+  bool progress = true;      // a progress bar while filling the cache
   uint64_t seed = 42;
 };
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <numeric>
+#include <optional>
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
@@ -47,16 +48,17 @@ Loader::Loader(ImageSource source, std::vector<int64_t> labels, Preprocess prepr
       ++done;
     }
   };
-  Progress progress("decoding", static_cast<int64_t>(source_.size()), "img");
+  std::optional<Progress> progress;
+  if (options_.progress) progress.emplace("decoding", static_cast<int64_t>(source_.size()), "img");
   std::vector<std::thread> threads;
   for (int64_t t = 0; t < std::max<int64_t>(2, options_.workers); ++t) threads.emplace_back(decode);
   while (done < source_.size() && !error) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    progress.update(static_cast<int64_t>(done));
+    if (progress) progress->update(static_cast<int64_t>(done));
   }
   for (auto& t : threads) t.join();
   if (error) std::rethrow_exception(error);
-  progress.finish();
+  if (progress) progress->finish();
 }
 
 Loader::~Loader() { stop_workers(); }

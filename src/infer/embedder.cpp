@@ -10,6 +10,7 @@
 
 #include "arcface/checkpoint.h"
 #include "arcface/error.h"
+#include "arcface/weights.h"
 
 namespace arcface {
 
@@ -61,7 +62,7 @@ Embedder::Embedder(Backbone backbone, Preprocess preprocess)
 }
 
 Embedder Embedder::load(const fs::path& model, const std::string& device,
-                        const Preprocess& onnx_preprocess) {
+                        const ForeignModel& foreign) {
   Embedder e;
   if (model.extension() == ".onnx") {
     std::error_code ec;
@@ -69,7 +70,7 @@ Embedder Embedder::load(const fs::path& model, const std::string& device,
       throw Error(fmt::format("model '{}' not found", model.string()));
     }
     e.onnx_ = std::make_unique<Onnx>();
-    e.preprocess_ = onnx_preprocess;
+    e.preprocess_ = foreign.preprocess;
     const auto& p = e.preprocess_;
     try {
       e.onnx_->net = cv::dnn::readNetFromONNX(model.string());
@@ -90,18 +91,16 @@ Embedder Embedder::load(const fs::path& model, const std::string& device,
     e.description_ = fmt::format("ONNX model '{}'", model.string());
     return e;
   }
-  const Checkpoint c = load_checkpoint(model);
-  e.backbone_ = make_backbone(c.backbone);
-  load_state_dict(*e.backbone_, c.backbone_state,
-                  fmt::format("checkpoint '{}' backbone_state_dict", model.string()));
+  const BackboneWeights w = read_backbone_weights(model);
+  e.preprocess_ = w.preprocess ? *w.preprocess : foreign.preprocess;
+  e.backbone_ = make_backbone(backbone_for(w, foreign.backbone, e.preprocess_, model));
+  load_state_dict(*e.backbone_, w.state, w.description);
   e.device_ = parse_device(device);
   e.backbone_->eval();
   e.backbone_->fold_batchnorm();  // inference only: fewer passes, same function
   e.backbone_->to(e.device_);
-  e.preprocess_ = c.preprocess;
-  e.dim_ = c.backbone.embedding_dim();
-  e.description_ =
-      fmt::format("{} checkpoint '{}' (epoch {})", c.backbone.name(), model.string(), c.epoch);
+  e.dim_ = e.backbone_->options().embedding_dim();
+  e.description_ = w.description;
   return e;
 }
 

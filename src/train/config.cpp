@@ -27,6 +27,7 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("model.margin", c.model.margin);
   v("model.easy_margin", c.model.easy_margin);
   v("model.dropout", c.model.dropout);
+  v("model.pretrained", c.model.pretrained);
   v("loss.type", c.loss.type);
   v("loss.gamma", c.loss.gamma);
   v("training.batch_size", c.training.batch_size);

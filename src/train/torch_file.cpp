@@ -180,6 +180,11 @@ class Unpickler {
                                   as_int(a[1], "storage offset"));
       return t;
     }
+    // What libtorch's own pickler (torch::pickle_save, our checkpoints) wraps values in.
+    if (name.rfind("torch.jit._pickle.", 0) == 0) {
+      if (a.empty()) fail("malformed " + name + " record");
+      return a[0];
+    }
     if (name == "torch._utils._rebuild_parameter") {
       if (a.empty() || a[0]->kind != PyValue::Kind::Tensor) fail("malformed parameter record");
       return a[0];

@@ -23,6 +23,7 @@
 #include "arcface/loss.h"
 #include "arcface/optim.h"
 #include "arcface/system.h"
+#include "arcface/weights.h"
 #include "util/progress.h"
 #include "util/rng.h"
 
@@ -221,11 +222,21 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
       partial = EpochStats::from_json(ck.metrics.value("partial_epoch", nlohmann::json::object()));
     log->info("Resumed from {}: epoch {} batch {} (step {})", options.resume.string(),
               start_epoch + 1, first_batch, global_step);
+  } else if (!config.model.pretrained.empty()) {
+    const BackboneWeights w = read_backbone_weights(config.model.pretrained);
+    if (w.backbone && canonical_backbone_name(*w.backbone) != backbone->options().name()) {
+      throw Error(fmt::format("model.pretrained '{}' holds weights for {}, the config trains {}",
+                              config.model.pretrained, canonical_backbone_name(*w.backbone),
+                              backbone->options().name()));
+    }
+    load_state_dict(*backbone, w.state, w.description);
+    log->info("Backbone initialised from {}", w.description);
   }
 
   LoaderOptions lo;
   lo.batch_size = tc.batch_size;
   lo.shuffle = true;
+  lo.progress = options.progress;
   lo.drop_last = tc.drop_last;
   lo.random_flip = config.data.random_flip;
   lo.random_crop = config.data.random_crop;
