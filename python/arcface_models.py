@@ -195,6 +195,109 @@ class MobileFaceNet(nn.Module):
 DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3)}
 
 
+class BasicConv2d(nn.Module):
+    """facenet-pytorch's conv (no bias) - BN (eps 1e-3) - ReLU."""
+
+    def __init__(self, cin, cout, kernel, stride=1, padding=0):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1)
+
+    def forward(self, x):
+        return F.relu(self.bn(self.conv(x)))
+
+
+def _branch(*convs):
+    return convs[0] if len(convs) == 1 else nn.Sequential(*convs)
+
+
+class _Branches(nn.Module):
+    """branch0, branch1, ... run side by side and concatenated."""
+
+    def __init__(self, branches):
+        super().__init__()
+        self.count = len(branches)
+        for i, b in enumerate(branches):
+            self.add_module(f"branch{i}", b)
+
+    def concat(self, x):
+        return torch.cat([getattr(self, f"branch{i}")(x) for i in range(self.count)], 1)
+
+    def forward(self, x):
+        return self.concat(x)
+
+
+class InceptionResidual(_Branches):
+    """Block35 / Block17 / Block8: x + scale * conv2d(concat(branches)), then ReLU."""
+
+    def __init__(self, branches, concat, channels, scale, relu=True):
+        super().__init__(branches)
+        self.conv2d = nn.Conv2d(concat, channels, 1)
+        self.scale, self.relu = scale, relu
+
+    def forward(self, x):
+        out = x + self.scale * self.conv2d(self.concat(x))
+        return F.relu(out) if self.relu else out
+
+
+def _block35():
+    B = BasicConv2d
+    return InceptionResidual([B(256, 32, 1), _branch(B(256, 32, 1), B(32, 32, 3, 1, 1)),
+                              _branch(B(256, 32, 1), B(32, 32, 3, 1, 1), B(32, 32, 3, 1, 1))],
+                             96, 256, 0.17)
+
+
+def _block17():
+    B = BasicConv2d
+    return InceptionResidual([B(896, 128, 1), _branch(B(896, 128, 1), B(128, 128, (1, 7), 1, (0, 3)),
+                                                      B(128, 128, (7, 1), 1, (3, 0)))], 256, 896, 0.10)
+
+
+def _block8(scale, relu):
+    B = BasicConv2d
+    return InceptionResidual([B(1792, 192, 1), _branch(B(1792, 192, 1), B(192, 192, (1, 3), 1, (0, 1)),
+                                                       B(192, 192, (3, 1), 1, (1, 0)))],
+                             384, 1792, scale, relu)
+
+
+class InceptionResnetV1(nn.Module):
+    """facenet-pytorch's module names; `logits` only when num_classes is given."""
+
+    def __init__(self, channels=3, embedding_dim=512, dropout=0.6, num_classes=None):
+        super().__init__()
+        B = BasicConv2d
+        self.conv2d_1a = B(channels, 32, 3, 2)
+        self.conv2d_2a = B(32, 32, 3)
+        self.conv2d_2b = B(32, 64, 3, 1, 1)
+        self.maxpool_3a = nn.MaxPool2d(3, 2)
+        self.conv2d_3b = B(64, 80, 1)
+        self.conv2d_4a = B(80, 192, 3)
+        self.conv2d_4b = B(192, 256, 3, 2)
+        self.repeat_1 = nn.Sequential(*[_block35() for _ in range(5)])
+        self.mixed_6a = _Branches([B(256, 384, 3, 2), _branch(B(256, 192, 1), B(192, 192, 3, 1, 1),
+                                                              B(192, 256, 3, 2)), nn.MaxPool2d(3, 2)])
+        self.repeat_2 = nn.Sequential(*[_block17() for _ in range(10)])
+        self.mixed_7a = _Branches([_branch(B(896, 256, 1), B(256, 384, 3, 2)),
+                                   _branch(B(896, 256, 1), B(256, 256, 3, 2)),
+                                   _branch(B(896, 256, 1), B(256, 256, 3, 1, 1), B(256, 256, 3, 2)),
+                                   nn.MaxPool2d(3, 2)])
+        self.repeat_3 = nn.Sequential(*[_block8(0.20, True) for _ in range(5)])
+        self.block8 = _block8(1.0, False)
+        self.dropout = nn.Dropout(dropout)
+        self.last_linear = nn.Linear(1792, embedding_dim, bias=False)
+        self.last_bn = nn.BatchNorm1d(embedding_dim, eps=1e-3, momentum=0.1)
+        if num_classes:
+            self.logits = nn.Linear(embedding_dim, num_classes)
+
+    def forward(self, x):
+        for m in (self.conv2d_1a, self.conv2d_2a, self.conv2d_2b, self.maxpool_3a, self.conv2d_3b,
+                  self.conv2d_4a, self.conv2d_4b, self.repeat_1, self.mixed_6a, self.repeat_2,
+                  self.mixed_7a, self.repeat_3, self.block8):
+            x = m(x)
+        x = self.dropout(x.mean((2, 3)))
+        return self.last_bn(self.last_linear(x))
+
+
 def build_backbone(name, input_size=112, channels=3, embedding_dim=512, use_se=False, dropout=None):
     """The same names and defaults as arcface::make_backbone."""
     aliases = {"resnet18": "resnet_face18", "resnet34": "resnet_face34", "resnet50": "resnet_face50",
@@ -206,6 +309,8 @@ def build_backbone(name, input_size=112, channels=3, embedding_dim=512, use_se=F
     if name.startswith("iresnet"):
         return IResNet(DEPTHS[int(name[7:])], input_size, channels, embedding_dim,
                        0.0 if dropout is None or dropout < 0 else dropout)
+    if name in ("inception_resnet_v1", "inceptionresnetv1"):
+        return InceptionResnetV1(channels, embedding_dim, 0.6 if dropout is None or dropout < 0 else dropout)
     if name == "mobilefacenet":
         return MobileFaceNet(input_size, channels, embedding_dim,
                              0.0 if dropout is None or dropout < 0 else dropout)

@@ -75,3 +75,11 @@ add_test(NAME cli.train_from_wrong_weights
                  --set paths.checkpoints_path=${CMAKE_CURRENT_BINARY_DIR}/cli_finetune_bad)
 set_tests_properties(cli.train_from_wrong_weights PROPERTIES FIXTURES_REQUIRED model
   PASS_REGULAR_EXPRESSION "error: model.pretrained .* holds weights for iresnet18, the config trains mobilefacenet")
+
+# A facenet-pytorch-format state dict (legacy torch.save, with its logits layer) in verify.
+add_test(NAME cli.verify_facenet_weights
+         COMMAND ${arcface_bin} verify --model ${CMAKE_CURRENT_SOURCE_DIR}/data/interop_inception_resnet_v1.pt
+                 --backbone inception_resnet_v1 --input-size 160 --mean 0.5 --std 0.50196 --threshold 0.5
+                 ${sample}/lfw/Aaron_Eckhart/Aaron_Eckhart_0001.jpg ${sample}/lfw/AJ_Lamas/AJ_Lamas_0001.jpg)
+set_tests_properties(cli.verify_facenet_weights PROPERTIES
+  PASS_REGULAR_EXPRESSION "score -?[0-9.]+ \\(threshold 0.5000, flip concat\\)")

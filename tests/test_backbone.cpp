@@ -76,12 +76,40 @@ TEST(Backbone, MobileFaceNetHasInsightfaceNames) {
   EXPECT_EQ(b->forward(torch::randn({2, 3, 112, 112})).sizes(), (std::vector<int64_t>{2, 512}));
 }
 
+TEST(Backbone, InceptionResnetV1HasFacenetNames) {
+  auto b = make_backbone(BackboneOptions("inception_resnet_v1").input_size(160));
+  EXPECT_DOUBLE_EQ(b->options().dropout(), 0.6);
+  auto p = named(*b);
+  EXPECT_EQ(p.at("conv2d_1a.conv.weight").sizes(), (std::vector<int64_t>{32, 3, 3, 3}));
+  EXPECT_FALSE(p.count("conv2d_1a.conv.bias"));
+  EXPECT_TRUE(p.count("conv2d_4b.bn.running_var"));
+  EXPECT_EQ(p.at("repeat_1.4.branch2.2.conv.weight").sizes(), (std::vector<int64_t>{32, 32, 3, 3}));
+  EXPECT_EQ(p.at("repeat_2.9.branch1.1.conv.weight").sizes(), (std::vector<int64_t>{128, 128, 1, 7}));
+  EXPECT_EQ(p.at("mixed_6a.branch1.2.conv.weight").sizes(), (std::vector<int64_t>{256, 192, 3, 3}));
+  EXPECT_EQ(p.at("mixed_7a.branch2.2.conv.weight").sizes(), (std::vector<int64_t>{256, 256, 3, 3}));
+  EXPECT_EQ(p.at("block8.conv2d.bias").sizes(), (std::vector<int64_t>{1792}));
+  EXPECT_EQ(p.at("last_linear.weight").sizes(), (std::vector<int64_t>{512, 1792}));
+  EXPECT_FALSE(p.count("last_linear.bias"));
+  EXPECT_TRUE(p.count("last_bn.running_mean"));
+  // facenet-pytorch's network without its classifier: 23,482,624 parameters.
+  EXPECT_EQ(parameter_count(*b), 23482624);
+  b->eval();
+  EXPECT_EQ(b->forward(torch::randn({2, 3, 160, 160})).sizes(), (std::vector<int64_t>{2, 512}));
+  auto small = make_backbone(BackboneOptions("inception_resnet_v1").input_size(112));
+  small->eval();
+  EXPECT_EQ(small->forward(torch::randn({1, 3, 112, 112})).sizes(), (std::vector<int64_t>{1, 512}));
+  EXPECT_THROW(make_backbone(BackboneOptions("inception_resnet_v1").input_size(64)), Error);
+}
+
 TEST(Backbone, ForwardWorkMatchesTheArchitecture) {
   // GFLOP per forward image (2 x MACs), counted by hand in PERFORMANCE.md.
   auto gflops = [](const BackboneOptions& o) { return 2 * forward_macs(*make_backbone(o)) / 1e9; };
   EXPECT_NEAR(gflops(BackboneOptions("resnet_face18").input_size(128).channels(1)), 4.48, 0.05);
   EXPECT_NEAR(gflops(BackboneOptions("iresnet18")), 5.22, 0.05);
   EXPECT_NEAR(gflops(BackboneOptions("mobilefacenet")), 0.88, 0.05);
+  // Counted with forward hooks in PyTorch (bench/bench_train.py's forward_macs).
+  EXPECT_NEAR(gflops(BackboneOptions("inception_resnet_v1").input_size(112)), 1.19, 0.02);
+  EXPECT_NEAR(gflops(BackboneOptions("inception_resnet_v1").input_size(160)), 2.84, 0.02);
 }
 
 // Folding BatchNorm for inference keeps the function of the eval-mode network.
@@ -114,6 +142,7 @@ TEST(Backbone, FoldingBatchNormKeepsTheFunction) {
   check_fold(BackboneOptions("resnet_face18").input_size(64).channels(1).use_se(true));
   check_fold(BackboneOptions("iresnet18").input_size(64));
   check_fold(BackboneOptions("mobilefacenet").input_size(64));
+  check_fold(BackboneOptions("inception_resnet_v1").input_size(96));
 }
 
 TEST(Backbone, BadOptionsAreClearErrors) {

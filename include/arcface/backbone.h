@@ -14,7 +14,7 @@ namespace arcface {
 struct BackboneOptions {
   explicit BackboneOptions(std::string name) : name_(std::move(name)) {}
   /// resnet_face18/34/50 (seed 000; "resnet18" is accepted), iresnet18/34/50 (insightface;
-  /// "ir_resnet18" is accepted) or mobilefacenet.
+  /// "ir_resnet18" is accepted), mobilefacenet, or inception_resnet_v1 (facenet-pytorch).
   TORCH_ARG(std::string, name);
   TORCH_ARG(int64_t, input_size) = 112;
   TORCH_ARG(int64_t, channels) = 3;

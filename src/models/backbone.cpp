@@ -27,6 +27,7 @@ const std::map<std::string, Entry>& registry() {
       {"resnet_face50", {"resnet_face", 50, 0.5}},  {"iresnet18", {"iresnet", 18, 0.0}},
       {"iresnet34", {"iresnet", 34, 0.0}},          {"iresnet50", {"iresnet", 50, 0.0}},
       {"mobilefacenet", {"mobilefacenet", 0, 0.0}},
+      {"inception_resnet_v1", {"inception_resnet_v1", 0, 0.6}},
   };
   return entries;
 }
@@ -44,6 +45,7 @@ std::string canonical_backbone_name(const std::string& name) {
       {"resnet18", "resnet_face18"}, {"resnet34", "resnet_face34"}, {"resnet50", "resnet_face50"},
       {"ir_resnet18", "iresnet18"},  {"ir_resnet34", "iresnet34"},  {"ir_resnet50", "iresnet50"},
       {"ir18", "iresnet18"},         {"mbf", "mobilefacenet"},
+      {"inceptionresnetv1", "inception_resnet_v1"},
   };
   auto alias = aliases.find(name);
   const std::string canonical = alias == aliases.end() ? name : alias->second;
@@ -67,12 +69,17 @@ Backbone make_backbone(const BackboneOptions& requested) {
     throw Error(fmt::format("backbone '{}': input size must be a multiple of 16 and >= 32, got {}",
                             options.name(), options.input_size()));
   }
+  if (entry.family == "inception_resnet_v1" && options.input_size() < 80) {
+    throw Error(fmt::format("backbone '{}': input size must be >= 80, got {}", options.name(),
+                            options.input_size()));
+  }
   if (options.use_se() && entry.family != "resnet_face") {
     throw Error(
         fmt::format("backbone '{}' has no SE option (only resnet_face has)", options.name()));
   }
   if (entry.family == "resnet_face") return make_resnet_face(options, entry.depth);
   if (entry.family == "iresnet") return make_iresnet(options, entry.depth);
+  if (entry.family == "inception_resnet_v1") return make_inception_resnet_v1(options);
   return make_mobilefacenet(options);
 }
 

@@ -53,5 +53,6 @@ void init_xavier(torch::nn::Module& module);
 Backbone make_resnet_face(const BackboneOptions& options, int depth);
 Backbone make_iresnet(const BackboneOptions& options, int depth);
 Backbone make_mobilefacenet(const BackboneOptions& options);
+Backbone make_inception_resnet_v1(const BackboneOptions& options);
 
 }  // namespace arcface

@@ -1,6 +1,9 @@
 #include "arcface/weights.h"
 
+#include <algorithm>
+
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/fmt/ranges.h>
 
 #include "arcface/error.h"
 #include "arcface/torch_file.h"
@@ -20,57 +23,69 @@ StateDict without_module_prefix(StateDict state) {
   return state;
 }
 
-}  // namespace
+// facenet-pytorch's weights carry the classifier they were trained with (`logits`); it is not
+// part of the embedding network.
+void drop_classifier(BackboneWeights& w) {
+  const auto before = w.state.size();
+  w.state.erase(std::remove_if(w.state.begin(), w.state.end(),
+                               [](const auto& e) { return e.first.rfind("logits.", 0) == 0; }),
+                w.state.end());
+  if (w.state.size() != before) w.description += " (its classifier 'logits' left out)";
+}
 
-BackboneWeights read_backbone_weights(const std::filesystem::path& path) {
+BackboneWeights read_weights_file(const std::filesystem::path& path) {
   const Py file = read_torch_file(path);
   const std::string quoted = "'" + path.string() + "'";
   BackboneWeights w;
-  if (file->kind == PyValue::Kind::Dict) {
-    if (file->get("format") && file->get("backbone_options")) {  // ours: read it fully
-      const Checkpoint c = load_checkpoint(path);
-      w.state = c.backbone_state;
-      w.backbone = c.backbone.name();
-      w.options = c.backbone;
-      w.preprocess = c.preprocess;
-      w.description =
-          fmt::format("{} checkpoint {} (epoch {})", c.backbone.name(), quoted, c.epoch);
-      return w;
-    }
-    for (const char* key : {"backbone_state_dict", "state_dict", "model"}) {
-      const Py inner = file->get(key);
-      if (!inner || inner->kind != PyValue::Kind::Dict) continue;
-      w.state =
-          without_module_prefix(to_state_dict(inner, fmt::format("{} entry '{}'", quoted, key)));
-      const Py name = file->get("backbone");
-      if (name && name->kind == PyValue::Kind::String) w.backbone = name->text;
-      std::vector<std::string> facts;
-      if (w.backbone) facts.push_back(*w.backbone);
-      const Py epoch = file->get("epoch");
-      if (epoch && epoch->kind == PyValue::Kind::Int)
-        facts.push_back(fmt::format("epoch {}", epoch->integer));
-      w.description = fmt::format(
-          "{} {}{}",
-          std::string(key) == "backbone_state_dict" ? "seed 002-style checkpoint" : "checkpoint",
-          quoted, facts.empty() ? "" : fmt::format(" ({})", fmt::join(facts, ", ")));
-      return w;
-    }
-  }
-  if (!file || file->kind != PyValue::Kind::Dict) {
+  if (file->kind != PyValue::Kind::Dict) {
     throw Error(fmt::format("{} holds a {}, not model weights", quoted, file->type_name()));
+  }
+  if (file->get("format") && file->get("backbone_options")) {  // ours: read it fully
+    const Checkpoint c = load_checkpoint(path);
+    w.state = c.backbone_state;
+    w.backbone = c.backbone.name();
+    w.options = c.backbone;
+    w.preprocess = c.preprocess;
+    w.description = fmt::format("{} checkpoint {} (epoch {})", c.backbone.name(), quoted, c.epoch);
+    return w;
+  }
+  for (const std::string key : {"backbone_state_dict", "state_dict", "model"}) {
+    const Py inner = file->get(key);
+    if (!inner || inner->kind != PyValue::Kind::Dict) continue;
+    w.state =
+        without_module_prefix(to_state_dict(inner, fmt::format("{} entry '{}'", quoted, key)));
+    const Py name = file->get("backbone");
+    if (name && name->kind == PyValue::Kind::String) w.backbone = name->text;
+    std::vector<std::string> facts;
+    if (w.backbone) facts.push_back(*w.backbone);
+    const Py epoch = file->get("epoch");
+    if (epoch && epoch->kind == PyValue::Kind::Int)
+      facts.push_back(fmt::format("epoch {}", epoch->integer));
+    w.description = fmt::format(
+        "{} {}{}", key == "backbone_state_dict" ? "seed 002-style checkpoint" : "checkpoint",
+        quoted, facts.empty() ? "" : fmt::format(" ({})", fmt::join(facts, ", ")));
+    return w;
   }
   for (const auto& [key, value] : file->entries) {
     if (value->kind != PyValue::Kind::Tensor) {
-      std::string keys;
-      for (const auto& [k, v] : file->entries) keys += (keys.empty() ? "" : ", ") + k->text;
+      std::vector<std::string> keys;
+      for (const auto& entry : file->entries) keys.push_back(entry.first->text);
       throw Error(fmt::format(
           "{} is neither a state dict nor a checkpoint with 'backbone_state_dict', 'state_dict' "
           "or 'model' (its keys: {})",
-          quoted, keys.substr(0, 300)));
+          quoted, fmt::format("{}", fmt::join(keys, ", ")).substr(0, 300)));
     }
   }
   w.state = without_module_prefix(to_state_dict(file, quoted));
   w.description = fmt::format("state dict {}", quoted);
+  return w;
+}
+
+}  // namespace
+
+BackboneWeights read_backbone_weights(const std::filesystem::path& path) {
+  BackboneWeights w = read_weights_file(path);
+  drop_classifier(w);
   return w;
 }
 

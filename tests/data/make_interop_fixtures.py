@@ -6,6 +6,8 @@ the embeddings Python PyTorch computes with them for three real LFW crops of dat
   interop_ir18_plain.pth     the same weights as a plain state dict, DataParallel names
                              ("module." prefix), legacy torch.save format
   interop_resnet_face18.pth  seed 000's resnet_face18 (1x128x128), plain state dict (zip)
+  interop_inception_resnet_v1.pt  facenet-pytorch's InceptionResnetV1 (3x160x160) with its
+                             `logits` classifier, plain state dict, legacy format
   interop_expected.json      per file: backbone, preprocessing, images, unit embeddings
 
 The networks are python/arcface_models.py's, with random weights. Every weight tensor is a view
@@ -131,6 +133,15 @@ def main():
     expected["interop_resnet_face18.pth"] = {"images": IMAGES, "input_size": 128, "color": "gray",
                                              "mean": 0.5, "std": 0.5, "embeddings": emb,
                                              "backbone": "resnet_face18"}
+    # facenet-pytorch's InceptionResnetV1 at its 160x160, with the `logits` classifier its
+    # published weights carry, in the legacy format.
+    irv1 = am.InceptionResnetV1(num_classes=10)
+    state = random_state(irv1, g)
+    emb = embeddings(irv1, state, 160, False, 0.5, std)
+    torch.save(state, os.path.join(HERE, "interop_inception_resnet_v1.pt"), _use_new_zipfile_serialization=False)
+    expected["interop_inception_resnet_v1.pt"] = {"images": IMAGES, "input_size": 160, "color": "rgb",
+                                                  "mean": 0.5, "std": std, "embeddings": emb,
+                                                  "backbone": "inception_resnet_v1"}
     with open(os.path.join(HERE, "interop_expected.json"), "w") as f:
         json.dump(expected, f)
 
