@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${*:-train eval}
+if ! /usr/bin/python3 -c "import torch, cv2" 2>/dev/null; then
+  echo "the Python side needs Debian's python3-torch and python3-opencv (comparison only):" >&2
+  echo "  sudo apt-get install python3-torch python3-opencv" >&2
+  exit 1
+fi
 cmake --build build --target bench -j"$(nproc)" >/dev/null
 threads=$(nproc)
 jemalloc=$(ls /usr/lib/x86_64-linux-gnu/libjemalloc.so.2)
