@@ -7,8 +7,8 @@
 #include <iostream>
 #include <map>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/fmt/fmt.h>
+#include <CLI/CLI.hpp>
 
 #include "arcface/learner.h"
 #include "arcface/system.h"
@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
   recording = false;
   at::removeCallback(handle);
 
-  std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(totals.begin(), totals.end());
+  std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(totals.begin(),
+                                                                       totals.end());
   std::sort(rows.begin(), rows.end(),
             [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
   double covered = 0;

@@ -84,7 +84,8 @@ TEST(Backbone, InceptionResnetV1HasFacenetNames) {
   EXPECT_FALSE(p.count("conv2d_1a.conv.bias"));
   EXPECT_TRUE(p.count("conv2d_4b.bn.running_var"));
   EXPECT_EQ(p.at("repeat_1.4.branch2.2.conv.weight").sizes(), (std::vector<int64_t>{32, 32, 3, 3}));
-  EXPECT_EQ(p.at("repeat_2.9.branch1.1.conv.weight").sizes(), (std::vector<int64_t>{128, 128, 1, 7}));
+  EXPECT_EQ(p.at("repeat_2.9.branch1.1.conv.weight").sizes(),
+            (std::vector<int64_t>{128, 128, 1, 7}));
   EXPECT_EQ(p.at("mixed_6a.branch1.2.conv.weight").sizes(), (std::vector<int64_t>{256, 192, 3, 3}));
   EXPECT_EQ(p.at("mixed_7a.branch2.2.conv.weight").sizes(), (std::vector<int64_t>{256, 256, 3, 3}));
   EXPECT_EQ(p.at("block8.conv2d.bias").sizes(), (std::vector<int64_t>{1792}));

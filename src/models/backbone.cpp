@@ -23,9 +23,12 @@ struct Entry {
 
 const std::map<std::string, Entry>& registry() {
   static const std::map<std::string, Entry> entries{
-      {"resnet_face18", {"resnet_face", 18, 0.5}},  {"resnet_face34", {"resnet_face", 34, 0.5}},
-      {"resnet_face50", {"resnet_face", 50, 0.5}},  {"iresnet18", {"iresnet", 18, 0.0}},
-      {"iresnet34", {"iresnet", 34, 0.0}},          {"iresnet50", {"iresnet", 50, 0.0}},
+      {"resnet_face18", {"resnet_face", 18, 0.5}},
+      {"resnet_face34", {"resnet_face", 34, 0.5}},
+      {"resnet_face50", {"resnet_face", 50, 0.5}},
+      {"iresnet18", {"iresnet", 18, 0.0}},
+      {"iresnet34", {"iresnet", 34, 0.0}},
+      {"iresnet50", {"iresnet", 50, 0.0}},
       {"mobilefacenet", {"mobilefacenet", 0, 0.0}},
       {"inception_resnet_v1", {"inception_resnet_v1", 0, 0.6}},
   };
@@ -42,9 +45,14 @@ std::vector<std::string> backbone_names() {
 
 std::string canonical_backbone_name(const std::string& name) {
   static const std::map<std::string, std::string> aliases{
-      {"resnet18", "resnet_face18"}, {"resnet34", "resnet_face34"}, {"resnet50", "resnet_face50"},
-      {"ir_resnet18", "iresnet18"},  {"ir_resnet34", "iresnet34"},  {"ir_resnet50", "iresnet50"},
-      {"ir18", "iresnet18"},         {"mbf", "mobilefacenet"},
+      {"resnet18", "resnet_face18"},
+      {"resnet34", "resnet_face34"},
+      {"resnet50", "resnet_face50"},
+      {"ir_resnet18", "iresnet18"},
+      {"ir_resnet34", "iresnet34"},
+      {"ir_resnet50", "iresnet50"},
+      {"ir18", "iresnet18"},
+      {"mbf", "mobilefacenet"},
       {"inceptionresnetv1", "inception_resnet_v1"},
   };
   auto alias = aliases.find(name);
