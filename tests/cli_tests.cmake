@@ -83,3 +83,14 @@ add_test(NAME cli.verify_facenet_weights
                  ${sample}/lfw/Aaron_Eckhart/Aaron_Eckhart_0001.jpg ${sample}/lfw/AJ_Lamas/AJ_Lamas_0001.jpg)
 set_tests_properties(cli.verify_facenet_weights PROPERTIES
   PASS_REGULAR_EXPRESSION "score -?[0-9.]+ \\(threshold 0.5000, flip concat\\)")
+
+# Hard-example distillation: the fixture model teaches a student started from its weights.
+set(distill_dir ${CMAKE_CURRENT_BINARY_DIR}/cli_distill)
+add_test(NAME cli.distill
+         COMMAND bash -c "rm -rf '${distill_dir}' && '${arcface_bin}' distill --config '${CMAKE_CURRENT_SOURCE_DIR}/fixture_model.yaml' --teacher '${fixture_dir}/last.pt' --max-steps 2 --no-progress --set model.pretrained='${fixture_dir}/last.pt' --set distill.logit_weight=1 --set distill.hard_rule=loss --set data.train_root='${sample}/train' --set data.train_list='${fixture_dir}/train_list.txt' --set paths.checkpoints_path='${distill_dir}' && test -s '${distill_dir}/teacher_embeddings.pt' && test -s '${distill_dir}/last.pt'")
+set_tests_properties(cli.distill PROPERTIES FIXTURES_REQUIRED model
+  PASS_REGULAR_EXPRESSION "Distilling from resnet_face18 checkpoint .*: embedding weight 1, logit weight 1 \\(T 4\\), hard examples by loss weigh 3x")
+add_test(NAME cli.distill_needs_teacher
+         COMMAND ${arcface_bin} distill --config ${CMAKE_CURRENT_SOURCE_DIR}/fixture_model.yaml)
+set_tests_properties(cli.distill_needs_teacher PROPERTIES
+  PASS_REGULAR_EXPRESSION "error: distill needs a teacher: --teacher MODEL or distill.teacher")

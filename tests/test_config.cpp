@@ -78,5 +78,28 @@ TEST(Config, JsonRoundTrip) {
   EXPECT_EQ(leaves, config_keys().size());
 }
 
+TEST(Config, EveryShippedConfigParses) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(test::source_dir() / "config")) {
+    if (entry.path().extension() != ".yaml") continue;
+    EXPECT_NO_THROW(load_config(entry.path().string())) << entry.path();
+    ++n;
+  }
+  EXPECT_GE(n, 5);
+}
+
+TEST(Config, DistillKeysAreChecked) {
+  const auto c =
+      load_config((test::source_dir() / "config" / "disjoint-mbf64-distill.yaml").string());
+  EXPECT_EQ(c.distill.hard_rule, "margin");
+  EXPECT_DOUBLE_EQ(c.distill.logit_weight, 1.0);
+  auto e = error_of("distill:\n  temperature: 0\n");
+  EXPECT_NE(e.find("'distill.temperature' = 0 is invalid"), std::string::npos) << e;
+  e = error_of("distill:\n  hard_fraction: 1.5\n");
+  EXPECT_NE(e.find("'distill.hard_fraction'"), std::string::npos) << e;
+  e = error_of("distill:\n  teacher_model: x\n");
+  EXPECT_NE(e.find("unknown config key 'distill.teacher_model'"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace arcface

@@ -9,6 +9,7 @@
 #include "arcface/error.h"
 #include "arcface/evaluate.h"
 #include "arcface/trainer.h"
+#include "fixture_model.h"
 #include "test_util.h"
 
 namespace arcface {
@@ -16,31 +17,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-/// The checkpoint of tests/fixture_model.yaml: ctest trains it once (fixture.model) and passes
-/// its path in ARCFACE_TEST_MODEL; run by hand, the suite trains it itself.
 class Evaluate : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    if (const char* given = std::getenv("ARCFACE_TEST_MODEL"); given && fs::exists(given)) {
-      model_ = given;
-      return;
-    }
-    const auto dir = test::temp_dir("evaluate_model");
-    SelectOptions select;
-    select.root = test::sample_dir() / "train";
-    select.classes = 24;
-    select.max_per_class = 12;
-    write_train_list(dir / "train_list.txt", select_balanced(select).samples);
-    const auto config = load_config((test::source_dir() / "tests" / "fixture_model.yaml").string(),
-                                    {"data.train_root=" + (test::sample_dir() / "train").string(),
-                                     "data.train_list=" + (dir / "train_list.txt").string(),
-                                     "paths.checkpoints_path=" + dir.string()});
-    TrainOptions o;
-    o.progress = false;
-    model_ = train(config, o).last_checkpoint;
-  }
-  static fs::path checkpoint() { return model_; }
-  static inline fs::path model_;
+  static fs::path checkpoint() { return test::fixture_model(); }
 };
 
 TEST_F(Evaluate, EmbedderGivesUnitDescriptors) {

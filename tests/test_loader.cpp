@@ -117,5 +117,34 @@ TEST(Loader, CorruptImageNamesTheFile) {
   EXPECT_THROW(Loader(missing, {0}, gray(64, 0), training_options(true)), Error);
 }
 
+TEST(Loader, ShardsTogetherGiveTheUnshardedBatch) {
+  // Two ranks of 8 images see, batch by batch, exactly one process's batch of 16: the same
+  // images with the same random crops and flips.
+  const auto set = sample_set();
+  auto o = training_options(/*cache=*/true);
+  o.progress = false;
+  Loader whole(set.source, set.labels, gray(48, 52), o);
+  o.batch_size = 8;
+  o.shards = 2;
+  o.shard = 0;
+  Loader first(set.source, set.labels, gray(48, 52), o);
+  o.shard = 1;
+  Loader second(set.source, set.labels, gray(48, 52), o);
+  ASSERT_EQ(first.batches_per_epoch(), whole.batches_per_epoch());
+  for (auto* l : {&whole, &first, &second}) l->start_epoch(3, 2);
+  int64_t batches = 0;
+  while (auto w = whole.next()) {
+    auto a = first.next(), b = second.next();
+    ASSERT_TRUE(a && b);
+    EXPECT_TRUE(torch::equal(torch::cat({a->images, b->images}), w->images));
+    EXPECT_TRUE(torch::equal(torch::cat({a->labels, b->labels}), w->labels));
+    ++batches;
+  }
+  EXPECT_EQ(batches, whole.batches_per_epoch() - 2);
+  EXPECT_FALSE(first.next());
+  o.shard = 2;
+  EXPECT_THROW(Loader(set.source, set.labels, gray(48, 52), o), Error);
+}
+
 }  // namespace
 }  // namespace arcface

@@ -7,6 +7,7 @@ namespace arcface::cli {
 
 void add_select(CLI::App& app);
 void add_train(CLI::App& app);
+void add_distill(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_embed(CLI::App& app);
 void add_verify(CLI::App& app);

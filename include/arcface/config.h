@@ -33,7 +33,7 @@ struct LossConfig {
 };
 
 struct TrainingConfig {
-  int64_t batch_size = 32;
+  int64_t batch_size = 32;  // per rank: data-parallel runs step on world_size x batch_size
   int64_t max_epoch = 100;
   double lr = 0.001;
   std::string lr_schedule = "step";    // step, multistep or cosine
@@ -45,7 +45,8 @@ struct TrainingConfig {
   std::string optimizer = "sgd";  // sgd (with momentum) or adam
   double momentum = 0.9;
   double weight_decay = 5e-4;
-  bool drop_last = true;  // a last batch of one image would break BatchNorm
+  bool drop_last = true;   // a last batch of one image would break BatchNorm
+  bool freeze_bn = false;  // BatchNorm keeps its running statistics (fine-tuning)
   uint64_t seed = 42;
   int64_t print_freq = 10;     // log every N batches
   int64_t save_interval = 10;  // keep epoch_NNN.pt every N epochs
@@ -77,6 +78,21 @@ struct ValConfig {
   int64_t batch_size = 64;
 };
 
+/// Hard-example self-distillation (`arcface distill`): a teacher's embeddings of the training
+/// images guide the student, most where the student finds an example hard.
+struct DistillConfig {
+  std::string teacher;            // our checkpoint, Python weights or ONNX; empty: no distillation
+  std::string teacher_backbone;   // the architecture of a plain state dict teacher
+  double embedding_weight = 1.0;  // weight of 1 - cos(student, teacher) per example
+  double logit_weight = 0.0;      // weight of T^2 KL(teacher || student) over the classes
+  double temperature = 4.0;
+  std::string hard_rule = "margin";  // margin, loss or none
+  double hard_margin = 0.1;     // margin rule: cos(own class) - max cos(other) below this is hard
+  double hard_fraction = 0.25;  // loss rule: the batch's highest-loss fraction is hard
+  double hard_weight = 2.0;     // a hard example's distillation term counts 1 + this times
+  std::string teacher_flip = "sum";  // sum: the teacher's view of a face and its mirror; none
+};
+
 struct PathsConfig {
   std::string checkpoints_path = "checkpoints";
   std::string test_model_path = "checkpoints/best.pt";
@@ -88,6 +104,7 @@ struct TrainConfig {
   TrainingConfig training;
   DataConfig data;
   ValConfig val;
+  DistillConfig distill;
   PathsConfig paths;
 };
 

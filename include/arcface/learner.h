@@ -2,10 +2,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include <torch/optim/optimizer.h>
 
 #include "arcface/backbone.h"
+#include "arcface/distill.h"
+#include "arcface/distributed.h"
 #include "arcface/head.h"
 #include "arcface/loss.h"
 #include "arcface/optim.h"
@@ -19,13 +22,29 @@ class Learner {
   Learner(Backbone backbone, MarginHead head, LossOptions loss, const OptimizerOptions& optimizer,
           c10::Device device);
 
+  /// Adds a distillation term to the loss of every step; each step then needs the teacher's
+  /// embeddings of its images. `teacher_centres` [C, D] (unit, may be undefined) and
+  /// `teacher_scale` give the teacher's logits for the KL term.
+  void distill(const DistillOptions& options, at::Tensor teacher_centres, double teacher_scale);
+
+  /// Trains as one rank of several: rank 0's weights are copied to every rank now, and each
+  /// step's gradients and loss are averaged across the ranks.
+  void data_parallel(std::shared_ptr<DataParallel> ranks);
+  /// BatchNorm layers keep using and keeping their running statistics while training
+  /// (fine-tuning on small batches); the rest of the network trains as usual.
+  void freeze_batchnorm(bool on) { freeze_bn_ = on; }
+
   struct Step {
-    double loss = 0;      // batch mean
+    double loss = 0;          // batch mean, distillation included
+    double distill_loss = 0;  // the distillation term alone
+    int64_t hard_examples = 0;
     int64_t correct = 0;  // arg-max of the margin logits equal to the label (seed 000's accuracy)
   };
   /// Forward, loss, backward and update on one batch at learning rate `lr`. `seed` seeds the
-  /// random draws of the step (dropout), so a step can be replayed exactly.
-  Step step(const at::Tensor& images, const at::Tensor& labels, double lr, uint64_t seed);
+  /// random draws of the step (dropout), so a step can be replayed exactly. `teacher` [N, D]:
+  /// the teacher's embeddings of the batch, when distilling.
+  Step step(const at::Tensor& images, const at::Tensor& labels, double lr, uint64_t seed,
+            const at::Tensor& teacher = {});
 
   Backbone& backbone() { return backbone_; }
   MarginHead& head() { return head_; }
@@ -41,6 +60,11 @@ class Learner {
   std::string optimizer_type_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   c10::Device device_;
+  std::optional<DistillOptions> distill_;
+  std::shared_ptr<DataParallel> ranks_;
+  bool freeze_bn_ = false;
+  at::Tensor teacher_centres_;
+  double teacher_scale_ = 0;
 };
 
 }  // namespace arcface

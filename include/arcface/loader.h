@@ -26,6 +26,11 @@ struct LoaderOptions {
   bool cache = false;        // decode every image once, up front, and keep it
   bool progress = true;      // a progress bar while filling the cache
   uint64_t seed = 42;
+  /// Data-parallel reading: each global batch of shards x batch_size images of the epoch's
+  /// order is split into `shards` parts and this loader gives part `shard`, so the ranks
+  /// together see what one process with the larger batch would. A last global batch that is
+  /// not full is dropped.
+  int64_t shards = 1, shard = 0;
 };
 
 /// A batch: images [B, C, H, W] float and, when the loader has labels, labels [B] int64.

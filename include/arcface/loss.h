@@ -27,4 +27,8 @@ struct LossOptions {
 at::Tensor classification_loss(const at::Tensor& logits, const at::Tensor& labels,
                                const LossOptions& options);
 
+/// The same loss per example [N], before the batch mean.
+at::Tensor example_losses(const at::Tensor& logits, const at::Tensor& labels,
+                          const LossOptions& options);
+
 }  // namespace arcface

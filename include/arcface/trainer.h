@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "arcface/config.h"
+#include "arcface/distributed.h"
 
 namespace arcface {
 
@@ -17,6 +18,9 @@ struct TrainOptions {
   /// Stop after this many optimizer steps in this run (0: no limit), saving a resumable
   /// checkpoint as an interruption does: for benchmarks and short trials.
   int64_t max_steps = 0;
+  /// Data-parallel training: this process is one rank of `world_size`. Each rank reads its
+  /// share of every global batch; only rank 0 writes the run directory.
+  DistributedOptions distributed;
 };
 
 struct TrainResult {
@@ -28,7 +32,8 @@ struct TrainResult {
   nlohmann::json history = nlohmann::json::array();
 };
 
-/// Trains a backbone and margin head as the config says. In `paths.checkpoints_path` it
+/// Trains a backbone and margin head as the config says (as one rank of several when
+/// `options.distributed` says so). In `paths.checkpoints_path` it
 /// writes training_config.json, training.log, history.json, last.pt (every epoch), best.pt,
 /// epoch_NNN.pt (every save_interval epochs) and, with validation, best_lfw.json.
 /// A non-finite loss stops training with an Error and keeps the last good checkpoint.

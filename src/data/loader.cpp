@@ -28,6 +28,10 @@ Loader::Loader(ImageSource source, std::vector<int64_t> labels, Preprocess prepr
   if (options_.batch_size < 1) {
     throw Error(fmt::format("loader: batch size {} must be >= 1", options_.batch_size));
   }
+  if (options_.shards < 1 || options_.shard < 0 || options_.shard >= options_.shards) {
+    throw Error(
+        fmt::format("loader: shard {} of {} is not valid", options_.shard, options_.shards));
+  }
   options_.workers = std::max<int64_t>(1, options_.workers);
   if (!options_.cache) return;
 
@@ -64,8 +68,8 @@ Loader::Loader(ImageSource source, std::vector<int64_t> labels, Preprocess prepr
 Loader::~Loader() { stop_workers(); }
 
 int64_t Loader::batches_per_epoch() const {
-  const int64_t n = size(), b = options_.batch_size;
-  return options_.drop_last ? n / b : (n + b - 1) / b;
+  const int64_t n = size(), b = options_.batch_size * options_.shards;
+  return options_.drop_last || options_.shards > 1 ? n / b : (n + b - 1) / b;
 }
 
 void Loader::stop_workers() {
@@ -138,7 +142,7 @@ std::optional<Batch> Loader::next() {
 cv::Mat Loader::image(size_t i) const { return cache_.empty() ? source_.load(i, pre_) : cache_[i]; }
 
 Batch Loader::make_batch(int64_t batch) const {
-  const int64_t begin = batch * options_.batch_size;
+  const int64_t begin = (batch * options_.shards + options_.shard) * options_.batch_size;
   const int64_t count = std::min<int64_t>(options_.batch_size, size() - begin);
   const int64_t c = pre_.channels(), s = pre_.input_size, load = pre_.load_size();
   Batch out;

@@ -43,6 +43,7 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("training.momentum", c.training.momentum);
   v("training.weight_decay", c.training.weight_decay);
   v("training.drop_last", c.training.drop_last);
+  v("training.freeze_bn", c.training.freeze_bn);
   v("training.seed", c.training.seed);
   v("training.print_freq", c.training.print_freq);
   v("training.save_interval", c.training.save_interval);
@@ -66,6 +67,16 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("val.folds", c.val.folds);
   v("val.flip", c.val.flip);
   v("val.batch_size", c.val.batch_size);
+  v("distill.teacher", c.distill.teacher);
+  v("distill.teacher_backbone", c.distill.teacher_backbone);
+  v("distill.embedding_weight", c.distill.embedding_weight);
+  v("distill.logit_weight", c.distill.logit_weight);
+  v("distill.temperature", c.distill.temperature);
+  v("distill.hard_rule", c.distill.hard_rule);
+  v("distill.hard_margin", c.distill.hard_margin);
+  v("distill.hard_fraction", c.distill.hard_fraction);
+  v("distill.hard_weight", c.distill.hard_weight);
+  v("distill.teacher_flip", c.distill.teacher_flip);
   v("paths.checkpoints_path", c.paths.checkpoints_path);
   v("paths.test_model_path", c.paths.test_model_path);
 }
@@ -152,7 +163,7 @@ void check_known_keys(const YAML::Node& node, const std::string& prefix,
     }
     throw Error(fmt::format("{}: unknown config key '{}'{}", where(source, item.first), key,
                             prefix.empty()
-                                ? " (sections: model, loss, training, data, val, paths)"
+                                ? " (sections: model, loss, training, data, val, distill, paths)"
                                 : fmt::format(" (known: {})", fmt::join(siblings, ", "))));
   }
 }
@@ -237,6 +248,13 @@ void check_values(const TrainConfig& c) {
   require(c.val.batch_size >= 1, "val.batch_size", c.val.batch_size, "must be >= 1");
   require(c.val.root.empty() == c.val.pairs.empty(), "val.pairs", c.val.pairs,
           "val.root and val.pairs are given together or not at all");
+  const auto& d = c.distill;
+  require(d.embedding_weight >= 0, "distill.embedding_weight", d.embedding_weight, "must be >= 0");
+  require(d.logit_weight >= 0, "distill.logit_weight", d.logit_weight, "must be >= 0");
+  require(d.temperature > 0, "distill.temperature", d.temperature, "must be > 0");
+  require(d.hard_fraction > 0 && d.hard_fraction <= 1, "distill.hard_fraction", d.hard_fraction,
+          "must be in (0, 1]");
+  require(d.hard_weight >= 0, "distill.hard_weight", d.hard_weight, "must be >= 0");
 }
 
 std::set<std::string> known_keys() {

@@ -2,6 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <spdlog/fmt/fmt.h>
+
+#include "arcface/error.h"
+
 namespace arcface {
 
 Learner::Learner(Backbone backbone, MarginHead head, LossOptions loss,
@@ -21,21 +25,78 @@ Learner::Learner(Backbone backbone, MarginHead head, LossOptions loss,
 void Learner::train(bool on) {
   backbone_->train(on);
   head_->train(on);
+  if (!freeze_bn_) return;
+  for (const auto& m : backbone_->modules(/*include_self=*/false)) {
+    if (m->as<torch::nn::BatchNorm2d>() || m->as<torch::nn::BatchNorm1d>()) m->eval();
+  }
+}
+
+void Learner::data_parallel(std::shared_ptr<DataParallel> ranks) {
+  ranks_ = std::move(ranks);
+  ranks_->broadcast(*backbone_);
+  ranks_->broadcast(*head_);
+  std::vector<at::Tensor> parameters = backbone_->parameters();
+  for (const auto& p : head_->parameters()) parameters.push_back(p);
+  ranks_->attach(parameters);
+}
+
+void Learner::distill(const DistillOptions& options, at::Tensor teacher_centres,
+                      double teacher_scale) {
+  if (options.logit_weight > 0 && !teacher_centres.defined()) {
+    throw Error(
+        "distill.logit_weight > 0 needs a teacher with a margin head (one of our "
+        "checkpoints); this teacher gives embeddings only: set distill.logit_weight to 0");
+  }
+  if (teacher_centres.defined() && teacher_centres.size(0) != head_->options().num_classes()) {
+    throw Error(
+        fmt::format("the teacher's head has {} classes, the student's {}: the KL term "
+                    "needs the same classes (or set distill.logit_weight to 0)",
+                    teacher_centres.size(0), head_->options().num_classes()));
+  }
+  distill_ = options;
+  teacher_centres_ = teacher_centres.defined() ? teacher_centres.to(device_) : teacher_centres;
+  teacher_scale_ = teacher_scale;
 }
 
 Learner::Step Learner::step(const at::Tensor& images, const at::Tensor& labels, double lr,
-                            uint64_t seed) {
+                            uint64_t seed, const at::Tensor& teacher) {
   set_learning_rate(*optimizer_, lr);
   torch::manual_seed(seed);
   auto x = images.to(device_);
   auto y = labels.to(device_);
-  auto logits = head_->forward(backbone_->forward(x), y);
-  auto loss = classification_loss(logits, y, loss_);
+  auto embeddings = backbone_->forward(x);
+  auto logits = head_->forward(embeddings, y);
   Step result;
+  at::Tensor loss;
+  if (!distill_) {
+    loss = classification_loss(logits, y, loss_);
+  } else {
+    if (!teacher.defined()) throw Error("a distillation step needs the teacher's embeddings");
+    const auto t = teacher.to(device_);
+    const auto example_loss = example_losses(logits, y, loss_);
+    at::Tensor teacher_logits;
+    if (teacher_centres_.defined() && distill_->logit_weight > 0) {
+      teacher_logits = teacher_scale_ * torch::mm(t, teacher_centres_.t());
+    }
+    const auto terms = distillation_loss(embeddings, head_->logits(embeddings), example_loss, y, t,
+                                         teacher_logits, head_->options().scale(), *distill_);
+    loss = example_loss.mean() + terms.loss;
+    result.distill_loss = terms.loss.item<double>();
+    result.hard_examples = terms.hard_examples;
+  }
   result.loss = loss.item<double>();
-  if (!std::isfinite(result.loss)) return result;  // the caller decides; nothing is updated
+  // A bad loss stops the step before any update; the caller decides. With several ranks all
+  // of them must take that decision together, so it waits for the averaged loss.
+  if (!ranks_ && !std::isfinite(result.loss)) return result;
   optimizer_->zero_grad();
   loss.backward();
+  if (ranks_) {
+    ranks_->finish_gradients();
+    const auto sums = ranks_->sum({result.loss, result.distill_loss});
+    result.loss = sums[0] / ranks_->world_size();
+    result.distill_loss = sums[1] / ranks_->world_size();
+    if (!std::isfinite(result.loss)) return result;
+  }
   optimizer_->step();
   result.correct = (logits.argmax(1) == y).sum().item<int64_t>();
   return result;

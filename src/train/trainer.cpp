@@ -5,7 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -15,6 +17,7 @@
 #include "arcface/backbone.h"
 #include "arcface/checkpoint.h"
 #include "arcface/dataset.h"
+#include "arcface/distill.h"
 #include "arcface/error.h"
 #include "arcface/evaluate.h"
 #include "arcface/head.h"
@@ -106,9 +109,23 @@ void check_resumable(const Checkpoint& ck, const BackboneImpl& backbone, const M
   if (ck.optimizer_type != optimizer) differ("training.optimizer", ck.optimizer_type, optimizer);
 }
 
-std::shared_ptr<spdlog::logger> make_logger(const fs::path& dir) {
+// The ranks on this machine: torchrun's LOCAL_WORLD_SIZE, or all of them for a loopback
+// rendezvous.
+int64_t local_ranks(const DistributedOptions& d) {
+  if (const char* v = std::getenv("LOCAL_WORLD_SIZE")) return std::max(1, std::atoi(v));
+  const bool loopback = d.master.rfind("127.", 0) == 0 || d.master.rfind("localhost:", 0) == 0;
+  return loopback ? d.world_size : 1;
+}
+
+// The other ranks stay quiet: rank 0 logs for the run.
+std::shared_ptr<spdlog::logger> make_logger(const fs::path& dir, bool writer) {
   auto console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
   console->set_pattern("%v");
+  if (!writer) {
+    auto quiet = std::make_shared<spdlog::logger>("train", console);
+    quiet->set_level(spdlog::level::warn);
+    return quiet;
+  }
   auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>((dir / "training.log").string());
   file->set_pattern("[%Y-%m-%d %H:%M:%S] %v");
   auto logger = std::make_shared<spdlog::logger>("train", spdlog::sinks_init_list{console, file});
@@ -117,18 +134,21 @@ std::shared_ptr<spdlog::logger> make_logger(const fs::path& dir) {
 }
 
 struct EpochStats {
-  double loss_sum = 0;
-  int64_t correct = 0, seen = 0, batches = 0;
+  double loss_sum = 0, distill_sum = 0;
+  int64_t correct = 0, seen = 0, batches = 0, hard = 0;
   double seconds = 0;       // training time, validation excluded
   double wait_seconds = 0;  // of which waiting for the loader
 
   nlohmann::json to_json() const {
-    return {{"loss_sum", loss_sum}, {"correct", correct}, {"seen", seen},
-            {"batches", batches},   {"seconds", seconds}, {"wait_seconds", wait_seconds}};
+    return {{"loss_sum", loss_sum}, {"distill_sum", distill_sum},  {"correct", correct},
+            {"seen", seen},         {"batches", batches},          {"hard", hard},
+            {"seconds", seconds},   {"wait_seconds", wait_seconds}};
   }
   static EpochStats from_json(const nlohmann::json& j) {
     EpochStats s;
     s.loss_sum = j.value("loss_sum", 0.0);
+    s.distill_sum = j.value("distill_sum", 0.0);
+    s.hard = j.value("hard", int64_t{0});
     s.correct = j.value("correct", int64_t{0});
     s.seen = j.value("seen", int64_t{0});
     s.batches = j.value("batches", int64_t{0});
@@ -138,6 +158,19 @@ struct EpochStats {
   }
 };
 
+// The epoch's statistics over all ranks (each rank counted its own images).
+EpochStats summed(const EpochStats& s, DataParallel& ranks) {
+  const auto t = ranks.sum({s.loss_sum, s.distill_sum, static_cast<double>(s.correct),
+                            static_cast<double>(s.seen), static_cast<double>(s.hard)});
+  EpochStats out = s;
+  out.loss_sum = t[0];
+  out.distill_sum = t[1];
+  out.correct = static_cast<int64_t>(t[2]);
+  out.seen = static_cast<int64_t>(t[3]);
+  out.hard = static_cast<int64_t>(t[4]);
+  return out;
+}
+
 }  // namespace
 
 void request_training_stop() { stop_requested = true; }
@@ -145,7 +178,15 @@ void request_training_stop() { stop_requested = true; }
 TrainResult train(const TrainConfig& config, const TrainOptions& options) {
   stop_requested = false;
   const auto& tc = config.training;
-  const int threads = configure_threads(static_cast<int>(tc.threads));
+  const auto& dist = options.distributed;
+  dist.check();
+  // Ranks sharing this machine share its cores.
+  int64_t threads_wanted = tc.threads;
+  if (threads_wanted == 0 && dist.enabled()) {
+    const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+    threads_wanted = std::max<int64_t>(1, cores / local_ranks(dist));
+  }
+  const int threads = configure_threads(static_cast<int>(threads_wanted));
   const c10::Device device = parse_device(tc.device);
   const fs::path dir = config.paths.checkpoints_path;
 
@@ -196,9 +237,14 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
   }
   const FlipMode val_flip = parse_flip_mode(config.val.flip);
 
+  // The other ranks; only rank 0 writes the run directory and the log.
+  std::shared_ptr<DataParallel> ranks;
+  if (dist.enabled()) ranks = std::make_shared<DataParallel>(dist);
+  const bool writer = dist.rank == 0;
+
   // Only now that the inputs are known to be good does the run get its directory.
-  fs::create_directories(dir);
-  auto log = make_logger(dir);
+  if (writer) fs::create_directories(dir);
+  auto log = make_logger(dir, writer);
 
   // Where training starts.
   TrainResult result;
@@ -215,10 +261,15 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     import_optimizer_state(learner.optimizer(), ck.optimizer_state);
     start_epoch = ck.epoch;
     first_batch = ck.batch_in_epoch;
+    // A mid-epoch resume with another global batch (world size) continues at the same image.
+    const int64_t global_batch = tc.batch_size * dist.world_size;
+    const int64_t was = ck.metrics.value("global_batch", global_batch);
+    if (first_batch > 0 && was != global_batch) first_batch = first_batch * was / global_batch;
     global_step = ck.global_step;
     result.history = ck.metrics.value("history", nlohmann::json::array());
     best = ck.metrics.value("best", nlohmann::json::object());
-    if (first_batch > 0)
+    // The saved partial statistics cover all ranks: rank 0 carries them on.
+    if (first_batch > 0 && writer)
       partial = EpochStats::from_json(ck.metrics.value("partial_epoch", nlohmann::json::object()));
     log->info("Resumed from {}: epoch {} batch {} (step {})", options.resume.string(),
               start_epoch + 1, first_batch, global_step);
@@ -243,27 +294,76 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
   lo.workers = config.data.workers;
   lo.cache = config.data.cache;
   lo.seed = tc.seed;
+  lo.shards = dist.world_size;
+  lo.shard = dist.rank;
   log->info("Loading training data from {} ...", source);
   Loader loader(ImageSource{data.root, names, {}, {}}, labels, preprocess, lo);
   const int64_t batches = loader.batches_per_epoch();
 
+  // Distillation: the teacher sees every training image once, before the first step.
+  at::Tensor teacher;
+  if (!config.distill.teacher.empty()) {
+    const auto& d = config.distill;
+    DistillOptions o;
+    o.embedding_weight = d.embedding_weight;
+    o.logit_weight = d.logit_weight;
+    o.temperature = d.temperature;
+    o.hard_rule = parse_hard_rule(d.hard_rule);
+    o.hard_margin = d.hard_margin;
+    o.hard_fraction = d.hard_fraction;
+    o.hard_weight = d.hard_weight;
+    EvalOptions eo;
+    eo.flip = parse_flip_mode(d.teacher_flip);
+    if (eo.flip == FlipMode::Concat) throw Error("distill.teacher_flip must be sum or none");
+    eo.batch_size = config.val.batch_size;
+    eo.workers = config.data.workers;
+    eo.progress = options.progress;
+    log->info("Teacher {}: embedding the {} training images ...", d.teacher, names.size());
+    const auto t0 = Clock::now();
+    const TeacherTargets targets =
+        teacher_targets(d.teacher, ForeignModel{preprocess, d.teacher_backbone},
+                        ImageSource{data.root, names, {}, {}}, eo, tc.device,
+                        writer ? dir / "teacher_embeddings.pt" : fs::path());
+    if (targets.embeddings.size(1) != config.model.embedding_size) {
+      throw Error(
+          fmt::format("distill.teacher '{}' gives {}-D embeddings, the student {}-D "
+                      "(model.embedding_size)",
+                      d.teacher, targets.embeddings.size(1), config.model.embedding_size));
+    }
+    learner.distill(o, targets.centres, targets.scale);
+    teacher = targets.embeddings;
+    log->info(
+        "Distilling from {} ({:.1f}s): embedding weight {}, logit weight {} (T {}), hard "
+        "examples by {} weigh {}x",
+        targets.description, since(t0), o.embedding_weight, o.logit_weight, o.temperature,
+        to_string(o.hard_rule), 1 + o.hard_weight);
+  }
+
+  learner.freeze_batchnorm(tc.freeze_bn);
+  if (ranks) {
+    learner.data_parallel(ranks);
+    log->info("Rank 0 of {} (rendezvous {}): {} images per rank and step, {} per global batch",
+              dist.world_size, dist.master, tc.batch_size, tc.batch_size * dist.world_size);
+  }
+
   const auto info = system_info();
   const double macs = forward_macs(*backbone);
-  {
+  if (writer) {
     nlohmann::json meta = config_to_json(config);
     meta["resolved"] = {{"backbone", backbone->options().name()},
                         {"dropout", backbone->options().dropout()},
                         {"margin", head->options().margin()},
                         {"forward_gflops_per_image", 2 * macs / 1e9}};
-    meta["system"] = {{"cpu", info.cpu_model},   {"cpu_flags", info.cpu_flags},
-                      {"blas", info.blas},       {"allocator", info.allocator},
-                      {"threads", info.threads}, {"device", device.str()}};
+    meta["system"] = {
+        {"cpu", info.cpu_model},        {"cpu_flags", info.cpu_flags}, {"blas", info.blas},
+        {"allocator", info.allocator},  {"threads", info.threads},     {"device", device.str()},
+        {"world_size", dist.world_size}};
     write_file_atomic(dir / "training_config.json", meta.dump(2) + "\n");
   }
   log->info("============================================================");
   log->info("Training {} + {} ({}), {} classes, {} images, {} batches of {}",
             backbone->options().name(), to_string(head->options().type()), config.loss.type,
-            config.model.num_classes, loader.size(), batches, tc.batch_size);
+            config.model.num_classes, loader.size(), batches, tc.batch_size * dist.world_size);
   log->info("Input {}x{}x{}, {:.2f} GFLOP forward per image; device {}, {} threads, {}",
             preprocess.channels(), preprocess.input_size, preprocess.input_size, 2 * macs / 1e9,
             device.str(), threads, info.allocator);
@@ -284,7 +384,9 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     ck.batch_in_epoch = batch_in_epoch;
     ck.global_step = global_step;
     ck.config = config_to_json(config);
-    ck.metrics = {{"history", result.history}, {"best", best}};
+    ck.metrics = {{"history", result.history},
+                  {"best", best},
+                  {"global_batch", tc.batch_size * dist.world_size}};
     if (batch_in_epoch > 0) ck.metrics["partial_epoch"] = stats.to_json();
     return ck;
   };
@@ -302,6 +404,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
       progress->update(b);
     }
     auto epoch_start = Clock::now();
+    const double allreduce_before = ranks ? ranks->wait_seconds() : 0.0;
     double lr = schedule.at(epoch, b, batches);
     for (;;) {
       const auto wait_start = Clock::now();
@@ -310,8 +413,13 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
       if (!batch) break;
       lr = schedule.at(epoch, b, batches);
       // Seeding each step's random draws from its number makes resume exact.
-      const auto step = learner.step(batch->images, batch->labels, lr,
-                                     mix_seed(tc.seed, static_cast<uint64_t>(global_step)));
+      at::Tensor batch_teacher;
+      if (teacher.defined()) {
+        batch_teacher = teacher.index_select(0, torch::tensor(batch->indices, torch::kLong));
+      }
+      const auto step =
+          learner.step(batch->images, batch->labels, lr,
+                       mix_seed(tc.seed, static_cast<uint64_t>(global_step)), batch_teacher);
       if (!std::isfinite(step.loss)) {
         throw Error(
             fmt::format("training stopped: the loss became {} at epoch {} batch {} (lr "
@@ -321,6 +429,8 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
       }
       const int64_t n = batch->images.size(0);
       stats.loss_sum += step.loss * n;
+      stats.distill_sum += step.distill_loss * n;
+      stats.hard += step.hard_examples;
       stats.correct += step.correct;
       stats.seen += n;
       ++stats.batches;
@@ -336,11 +446,14 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
         progress->update(b, fmt::format("loss {:.4f} acc {:.3f}", stats.loss_sum / stats.seen,
                                         static_cast<double>(stats.correct) / stats.seen));
       }
-      if (stop_requested || steps_this_run == options.max_steps) {
+      bool stop = stop_requested || steps_this_run == options.max_steps;
+      if (ranks) stop = ranks->sum({stop ? 1.0 : 0.0})[0] > 0;  // all ranks stop together
+      if (stop) {
         stats.seconds += since(epoch_start);
         if (progress) progress->clear();
+        if (ranks) stats = summed(stats, *ranks);
         result.last_checkpoint = dir / "last.pt";
-        save_checkpoint(make_checkpoint(epoch, b, stats), result.last_checkpoint);
+        if (writer) save_checkpoint(make_checkpoint(epoch, b, stats), result.last_checkpoint);
         log->info("Stopped at epoch {} batch {}: saved {} (continue with --resume {})", epoch + 1,
                   b, result.last_checkpoint.string(), result.last_checkpoint.string());
         result.interrupted = true;
@@ -350,6 +463,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     }
     stats.seconds += since(epoch_start);
     if (progress) progress->finish();
+    if (ranks) stats = summed(stats, *ranks);
 
     const double mean_loss = stats.loss_sum / std::max<int64_t>(1, stats.seen);
     const double accuracy = static_cast<double>(stats.correct) / std::max<int64_t>(1, stats.seen);
@@ -362,6 +476,19 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
                              {"data_wait_seconds", stats.wait_seconds},
                              {"images_per_s", images_per_s},
                              {"peak_rss_mib", peak_rss_mib()}};
+    if (ranks) {
+      record["world_size"] = dist.world_size;
+      record["allreduce_wait_seconds"] = ranks->wait_seconds() - allreduce_before;
+      log->info("Data parallel over {} ranks: {:.1f}s waiting for gradient all-reduces",
+                dist.world_size, ranks->wait_seconds() - allreduce_before);
+    }
+    if (teacher.defined()) {
+      const double seen = std::max<int64_t>(1, stats.seen);
+      record["distill_loss"] = stats.distill_sum / seen;
+      record["hard_fraction"] = stats.hard / seen;
+      log->info("Distillation term {:.4f}, hard examples {:.1f}%", stats.distill_sum / seen,
+                100 * stats.hard / seen);
+    }
     log->info("============================================================");
     log->info("Epoch {}/{} complete - Time: {:.1f}s", epoch + 1, tc.max_epoch, stats.seconds);
     log->info("Average Loss: {:.4f}", mean_loss);
@@ -375,7 +502,8 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     // Validation and the best checkpoint.
     std::string metric_name = "train_accuracy";
     double metric = accuracy;
-    if (val_pairs && ((epoch + 1) % config.val.interval == 0 || epoch + 1 == tc.max_epoch)) {
+    if (writer && val_pairs &&
+        ((epoch + 1) % config.val.interval == 0 || epoch + 1 == tc.max_epoch)) {
       backbone->eval();
       Embedder embedder(backbone, preprocess);
       EvalOptions eo;
@@ -384,7 +512,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
       eo.workers = config.data.workers;
       eo.progress = options.progress;
       const auto val = evaluate_pairs(embedder, *val_pairs, config.val.root, eo);
-      backbone->train();
+      learner.train();
       const auto& m = val.metrics;
       const bool folds = val_pairs->num_folds > 1;
       metric_name = folds ? "val_accuracy_10fold" : "val_accuracy_best";
@@ -407,8 +535,10 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     const bool improved = best.empty() || metric > best.value("value", -1.0);
     if (improved) best = {{"metric", metric_name}, {"value", metric}, {"epoch", epoch + 1}};
 
-    Checkpoint ck = make_checkpoint(epoch + 1, 0, {});
     result.last_checkpoint = dir / "last.pt";
+    result.epochs_done = epoch + 1;
+    if (!writer) continue;
+    Checkpoint ck = make_checkpoint(epoch + 1, 0, {});
     save_checkpoint(ck, result.last_checkpoint);
     if ((epoch + 1) % tc.save_interval == 0) {
       save_checkpoint(ck, dir / fmt::format("epoch_{:03d}.pt", epoch + 1));
@@ -427,7 +557,6 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     }
     write_file_atomic(dir / "history.json", result.history.dump(2) + "\n");
     log->info("============================================================");
-    result.epochs_done = epoch + 1;
   }
   result.best_checkpoint = dir / "best.pt";
   result.best_metric = best.value("value", 0.0);

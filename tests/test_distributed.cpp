@@ -1,0 +1,156 @@
+// Data-parallel training with real processes on loopback, as users start them.
+#include <torch/torch.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <spdlog/fmt/fmt.h>
+
+#include "arcface/checkpoint.h"
+#include "arcface/distributed.h"
+#include "arcface/error.h"
+#include "fixture_model.h"
+#include "test_util.h"
+
+namespace arcface {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A port per test process, so parallel test runs do not meet at the same rendezvous.
+int free_port(int offset) { return 20000 + (getpid() * 7 + offset) % 30000; }
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs a bash script; its exit code.
+int run(const std::string& script) {
+  const auto path = fs::temp_directory_path() / fmt::format("arcface_dist_{}.sh", getpid());
+  std::ofstream(path) << script << "\n";
+  const int status = std::system(("bash '" + path.string() + "'").c_str());
+  fs::remove(path);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The fixture model's training images, its weights as the start, no dropout and frozen
+// BatchNorm: each image's gradient then depends on that image alone, so splitting a batch
+// across ranks must not change the result.
+std::string train_command(const fs::path& dir, int64_t batch, const std::string& extra) {
+  const auto model = test::fixture_model();
+  return fmt::format(
+      "'{}' train --config '{}' --no-progress --set model.pretrained='{}' "
+      "--set model.dropout=0 --set training.freeze_bn=true --set training.lr=0.02 "
+      "--set data.train_root='{}' --set data.train_list='{}' --set training.batch_size={} "
+      "--set paths.checkpoints_path='{}' {}",
+      ARCFACE_BINARY, (test::source_dir() / "tests" / "fixture_model.yaml").string(),
+      model.string(), (test::sample_dir() / "train").string(),
+      (model.parent_path() / "train_list.txt").string(), batch, dir.string(), extra);
+}
+
+double max_difference(const StateDict& a, const StateDict& b) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].first, b[i].first);
+    if (!a[i].second.is_floating_point()) continue;
+    worst = std::max(worst, (a[i].second - b[i].second).abs().max().item<double>());
+  }
+  return worst;
+}
+
+TEST(Distributed, TwoRanksEqualOneProcessWithTheDoubledBatch) {
+  const auto dir = test::temp_dir("distributed_equal");
+  const std::string steps = "--max-steps 4";
+  ASSERT_EQ(run(train_command(dir / "single", 16, steps) + " > '" + (dir / "single.log").string() +
+                "' 2>&1"),
+            0)
+      << read_text(dir / "single.log");
+  const auto master = fmt::format("127.0.0.1:{}", free_port(0));
+  std::string both;
+  for (int rank = 0; rank < 2; ++rank) {
+    both += fmt::format(
+        "{} > '{}' 2>&1 & p{}=$!\n",
+        train_command(dir / "ranks", 8,
+                      fmt::format("{} --world-size 2 --rank {} --master {}", steps, rank, master)),
+        (dir / fmt::format("rank{}.log", rank)).string(), rank);
+  }
+  ASSERT_EQ(run(both + "wait $p0 && wait $p1"), 0)
+      << read_text(dir / "rank0.log") << read_text(dir / "rank1.log");
+  EXPECT_NE(read_text(dir / "rank0.log").find("Rank 0 of 2"), std::string::npos);
+  // Only rank 0 writes the run directory.
+  EXPECT_FALSE(fs::exists(dir / "ranks" / "last.pt.tmp"));
+
+  const auto single = load_checkpoint(dir / "single" / "last.pt");
+  const auto ranks = load_checkpoint(dir / "ranks" / "last.pt");
+  EXPECT_EQ(single.global_step, 4);
+  EXPECT_EQ(ranks.global_step, 4);
+  const auto start = load_checkpoint(test::fixture_model());
+  const double moved = max_difference(start.backbone_state, single.backbone_state);
+  const double apart = max_difference(single.backbone_state, ranks.backbone_state);
+  const double head_apart = max_difference(single.head_state, ranks.head_state);
+  std::cout << "max |weight change| " << moved << ", max |1 process - 2 ranks| backbone " << apart
+            << ", head " << head_apart << "\n";
+  EXPECT_GT(moved, 1e-3) << "training did not change the weights";
+  EXPECT_LT(apart, 1e-5) << "moved " << moved;
+  EXPECT_LT(head_apart, 1e-5);
+}
+
+TEST(Distributed, ADeadRankMakesTheOthersFailClearly) {
+  const auto dir = test::temp_dir("distributed_dead");
+  const auto master = fmt::format("127.0.0.1:{}", free_port(1));
+  const std::string common = "--set training.max_epoch=1000 --world-size 2 --dist-timeout 60";
+  // Rank 1 is killed mid-training; rank 0 must stop with a message, well before its timeout.
+  const auto rank0 =
+      fmt::format("timeout 120 {} > '{}' 2>&1",
+                  train_command(dir / "run", 8, common + " --rank 0 --master " + master),
+                  (dir / "rank0.log").string());
+  const auto rank1 =
+      fmt::format("timeout -s KILL 8 {} > /dev/null 2>&1",
+                  train_command(dir / "run", 8, common + " --rank 1 --master " + master));
+  const int code = run(fmt::format("{} & p0=$!\n{}\nwait $p0", rank0, rank1));
+  const auto log = read_text(dir / "rank0.log");
+  EXPECT_EQ(code, 1) << log;  // an error, not the 124 of timeout
+  EXPECT_NE(log.find("error: rank 0 of 2:"), std::string::npos) << log;
+  EXPECT_NE(log.find("failed: another rank stopped, died or did not answer"), std::string::npos)
+      << log;
+}
+
+TEST(Distributed, AMissingRankIsNamedAtTheRendezvous) {
+  const auto dir = test::temp_dir("distributed_alone");
+  const auto master = fmt::format("127.0.0.1:{}", free_port(2));
+  const int code = run(fmt::format(
+      "{} > '{}' 2>&1",
+      train_command(dir / "run", 8, "--world-size 2 --rank 0 --dist-timeout 3 --master " + master),
+      (dir / "log").string()));
+  const auto log = read_text(dir / "log");
+  EXPECT_EQ(code, 1) << log;
+  EXPECT_NE(log.find("the rendezvous at " + master + " failed: not all 2 ranks joined within 3 s"),
+            std::string::npos)
+      << log;
+}
+
+TEST(Distributed, OptionsComeFromTorchrunsEnvironment) {
+  setenv("WORLD_SIZE", "4", 1);
+  setenv("RANK", "3", 1);
+  setenv("MASTER_ADDR", "10.0.0.7", 1);
+  setenv("MASTER_PORT", "29400", 1);
+  const auto o = DistributedOptions::from_env();
+  EXPECT_EQ(o.world_size, 4);
+  EXPECT_EQ(o.rank, 3);
+  EXPECT_EQ(o.master, "10.0.0.7:29400");
+  setenv("RANK", "4", 1);
+  EXPECT_THROW(DistributedOptions::from_env().check(), Error);
+  setenv("RANK", "x", 1);
+  EXPECT_THROW(DistributedOptions::from_env(), Error);
+  for (const char* v : {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"}) unsetenv(v);
+}
+
+}  // namespace
+}  // namespace arcface
