@@ -102,6 +102,37 @@ TEST(Distributed, TwoRanksEqualOneProcessWithTheDoubledBatch) {
   EXPECT_LT(head_apart, 1e-5);
 }
 
+TEST(Distributed, ResumesWithAnotherWorldSize) {
+  // 2 steps on 2 ranks x 8, then one more in one process x 16 from that checkpoint: the same
+  // weights as 3 steps in one process. (Float rounding differs between the two ways of
+  // summing a batch; a few more steps of this steep loss can grow it past any tight bound.)
+  const auto dir = test::temp_dir("distributed_resume");
+  ASSERT_EQ(run(train_command(dir / "single", 16, "--max-steps 3") + " > /dev/null 2>&1"), 0);
+  const auto master = fmt::format("127.0.0.1:{}", free_port(3));
+  std::string both;
+  for (int rank = 0; rank < 2; ++rank) {
+    both += fmt::format(
+        "{} > '{}' 2>&1 & p{}=$!\n",
+        train_command(
+            dir / "mixed", 8,
+            fmt::format("--max-steps 2 --world-size 2 --rank {} --master {}", rank, master)),
+        (dir / fmt::format("rank{}.log", rank)).string(), rank);
+  }
+  ASSERT_EQ(run(both + "wait $p0 && wait $p1"), 0) << read_text(dir / "rank0.log");
+  const auto resume =
+      fmt::format("--max-steps 1 --resume '{}'", (dir / "mixed" / "last.pt").string());
+  ASSERT_EQ(run(train_command(dir / "mixed", 16, resume) + " > '" + (dir / "resume.log").string() +
+                "' 2>&1"),
+            0)
+      << read_text(dir / "resume.log");
+  const auto single = load_checkpoint(dir / "single" / "last.pt");
+  const auto mixed = load_checkpoint(dir / "mixed" / "last.pt");
+  EXPECT_EQ(mixed.global_step, 3);
+  EXPECT_EQ(mixed.batch_in_epoch, single.batch_in_epoch);
+  EXPECT_LT(max_difference(single.backbone_state, mixed.backbone_state), 1e-5);
+  EXPECT_LT(max_difference(single.head_state, mixed.head_state), 1e-5);
+}
+
 TEST(Distributed, ADeadRankMakesTheOthersFailClearly) {
   const auto dir = test::temp_dir("distributed_dead");
   const auto master = fmt::format("127.0.0.1:{}", free_port(1));
