@@ -6,13 +6,16 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 #include <spdlog/fmt/fmt.h>
 
 #include "arcface/checkpoint.h"
 #include "arcface/distributed.h"
 #include "arcface/error.h"
+#include "arcface/learner.h"
 #include "fixture_model.h"
 #include "test_util.h"
 
@@ -165,6 +168,56 @@ TEST(Distributed, AMissingRankIsNamedAtTheRendezvous) {
   EXPECT_NE(log.find("the rendezvous at " + master + " failed: not all 2 ranks joined within 3 s"),
             std::string::npos)
       << log;
+}
+
+// IR-ResNet keeps a frozen tensor (the feature BatchNorm's scale): only what trains is
+// averaged. Two ranks as two threads of this process, one step each on half the batch.
+TEST(Distributed, FrozenParametersStayOutOfTheAllReduce) {
+  const auto learner = [] {
+    torch::manual_seed(0);
+    auto net = make_backbone(BackboneOptions("iresnet18").input_size(32).embedding_dim(64));
+    Learner l(net, MarginHead(MarginHeadOptions(64, 6)), LossOptions(), {"sgd", 0.05, 0.9, 0},
+              torch::kCPU);
+    l.freeze_batchnorm(true);
+    l.train();
+    return l;
+  };
+  torch::manual_seed(1);
+  const auto images = torch::randn({8, 3, 32, 32});
+  const auto labels = torch::randint(6, {8}, torch::kLong);
+  auto single = learner();
+  single.step(images, labels, 0.05, 0);
+
+  const auto master = fmt::format("127.0.0.1:{}", free_port(3));
+  std::vector<std::optional<Learner>> ranks(2);
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks[rank].emplace(learner());
+    threads.emplace_back([&, rank] {
+      try {
+        DistributedOptions o;
+        o.world_size = 2;
+        o.rank = rank;
+        o.master = master;
+        o.timeout = std::chrono::seconds(60);
+        ranks[rank]->data_parallel(std::make_shared<DataParallel>(o));
+        ranks[rank]->step(images.narrow(0, 4 * rank, 4), labels.narrow(0, 4 * rank, 4), 0.05, 0);
+      } catch (const std::exception& e) {
+        errors[rank] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(errors[0] + errors[1], "");
+  const auto expected = single.backbone()->parameters();
+  for (int rank = 0; rank < 2; ++rank) {
+    const auto got = ranks[rank]->backbone()->parameters();
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_LT((got[i] - expected[i]).abs().max().item<double>(), 1e-5) << "parameter " << i;
+    }
+  }
 }
 
 TEST(Distributed, OptionsComeFromTorchrunsEnvironment) {

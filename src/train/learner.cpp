@@ -35,8 +35,14 @@ void Learner::data_parallel(std::shared_ptr<DataParallel> ranks) {
   ranks_ = std::move(ranks);
   ranks_->broadcast(*backbone_);
   ranks_->broadcast(*head_);
-  std::vector<at::Tensor> parameters = backbone_->parameters();
-  for (const auto& p : head_->parameters()) parameters.push_back(p);
+  // Frozen tensors (IR-ResNet's fixed feature-BN scale) have no gradient to average.
+  std::vector<at::Tensor> parameters;
+  for (const auto* module : {static_cast<torch::nn::Module*>(backbone_.get()),
+                             static_cast<torch::nn::Module*>(head_.get())}) {
+    for (const auto& p : module->parameters()) {
+      if (p.requires_grad()) parameters.push_back(p);
+    }
+  }
   ranks_->attach(parameters);
 }
 
