@@ -34,6 +34,29 @@ TEST(Select, CountOrderTakesTheLargestPeople) {
   EXPECT_EQ(r.class_names.front(), "George_W_Bush");
 }
 
+// The disjoint training set: two source trees, one label space, everything taken.
+TEST(Select, SourcesMakeOneLabelSpace) {
+  REQUIRE_SHARED_DATA();
+  SelectOptions o;
+  o.root = test::shared_data() / "train";
+  o.sources = {"celeba-align-112", "celeba-nikhil4902-align-112"};
+  o.min_images = 1;
+  o.classes = 0;
+  o.max_per_class = 0;
+  const auto r = select_balanced(o);
+  EXPECT_EQ(r.total_persons, 666);
+  EXPECT_EQ(r.selected, 666);
+  EXPECT_EQ(r.samples.size(), 17382u);
+  EXPECT_EQ(r.class_names.front().rfind("celeba-align-112/", 0), 0u);
+  EXPECT_EQ(r.class_names.back().rfind("celeba-nikhil4902-align-112/", 0), 0u);
+  for (const auto& s : r.samples) {
+    ASSERT_EQ(s.path.rfind(r.class_names[s.label] + "/", 0), 0u) << s.path;
+    ASSERT_TRUE(fs::exists(o.root / s.path)) << s.path;
+  }
+  o.sources.push_back("no-such-source");
+  EXPECT_THROW(select_balanced(o), Error);
+}
+
 TEST(Select, CapsShufflesAndLabelsTheSample) {
   SelectOptions o;
   o.root = sample_dir() / "train";

@@ -17,11 +17,15 @@ void add_select(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--root", args->options.root, "identity-per-folder image root")->required();
+  cmd->add_option("--sources", args->options.sources,
+                  "sub-folders of the root, each identity-per-folder, taken as one set "
+                  "(people named source/person)");
   cmd->add_option("--min-images", args->options.min_images, "keep people with at least N images")
       ->capture_default_str();
-  cmd->add_option("--classes", args->options.classes, "number of people to take")
+  cmd->add_option("--classes", args->options.classes, "number of people to take (0: all)")
       ->capture_default_str();
-  cmd->add_option("--max-per-class", args->options.max_per_class, "cap on images per person")
+  cmd->add_option("--max-per-class", args->options.max_per_class,
+                  "cap on images per person (0: none)")
       ->capture_default_str();
   cmd->add_option("--order", args->order,
                   "which qualified people: name (first K) or count (K largest)")
@@ -32,13 +36,15 @@ void add_select(CLI::App& app) {
   cmd->callback([args] {
     auto& o = args->options;
     o.order = parse_select_order(args->order);
-    fmt::print("[1/5] Scanning dataset {}\n", o.root.string());
+    fmt::print("[1/5] Scanning dataset {}{}\n", o.root.string(),
+               o.sources.empty() ? "" : fmt::format(" ({})", fmt::join(o.sources, ", ")));
     const SelectResult r = select_balanced(o);
     fmt::print("      Total persons: {}\n", r.total_persons);
     fmt::print("      Qualified persons (>={} images): {}\n", o.min_images, r.qualified);
     fmt::print("[2/5] Selecting classes ({} order)\n", args->order);
     fmt::print("      Selected classes: {}\n", r.selected);
-    fmt::print("[3/5] Sampling images (max {} per class)\n", o.max_per_class);
+    fmt::print("[3/5] Sampling images ({} per class)\n",
+               o.max_per_class > 0 ? fmt::format("max {}", o.max_per_class) : "all");
     fmt::print("      Classes at the cap: {}; below it: {}\n", r.at_cap, r.selected - r.at_cap);
     fmt::print("[4/5] Shuffling data (seed {})\n", o.seed);
     fmt::print("      Total training samples: {}\n", r.samples.size());

@@ -57,9 +57,12 @@ enum class SelectOrder {
 
 struct SelectOptions {
   fs::path root;
+  /// Sub-folders of `root`, each an identity-per-folder tree, taken together as one label
+  /// space: people are "source/person" and paths stay relative to `root`. Empty: `root` itself.
+  std::vector<std::string> sources;
   int64_t min_images = 10;
-  int64_t classes = 100;
-  int64_t max_per_class = 20;
+  int64_t classes = 100;       // 0: every qualified person
+  int64_t max_per_class = 20;  // 0: no cap
   SelectOrder order = SelectOrder::Name;
   uint64_t seed = 42;
 };
@@ -74,7 +77,8 @@ struct SelectResult {
 };
 
 /// Keeps people with at least `min_images`, takes `classes` of them in `order`, samples up to
-/// `max_per_class` images of each and shuffles, all with `seed`.
+/// `max_per_class` images of each and shuffles, all with `seed`. Labels follow the people's
+/// names (with `sources`, "source/person") in the chosen order.
 SelectResult select_balanced(const SelectOptions& options);
 
 SelectOrder parse_select_order(const std::string& name);

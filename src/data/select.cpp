@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdint>
 
 #include <spdlog/fmt/fmt.h>
 
@@ -14,13 +15,32 @@ SelectOrder parse_select_order(const std::string& name) {
   throw Error(fmt::format("unknown selection order '{}' (expected name or count)", name));
 }
 
-SelectResult select_balanced(const SelectOptions& options) {
-  if (options.min_images < 1 || options.classes < 1 || options.max_per_class < 1) {
-    throw Error(
-        fmt::format("select: min-images ({}), classes ({}) and max-per-class ({}) must be >= 1",
-                    options.min_images, options.classes, options.max_per_class));
+namespace {
+
+std::vector<Identity> scan_people(const SelectOptions& options) {
+  if (options.sources.empty()) return scan_identities(options.root);
+  std::vector<Identity> people;
+  for (const auto& source : options.sources) {
+    for (auto& person : scan_identities(options.root / source)) {
+      person.name = source + "/" + person.name;
+      for (auto& image : person.images) image = source + "/" + image;
+      people.push_back(std::move(person));
+    }
   }
-  auto people = scan_identities(options.root);
+  std::sort(people.begin(), people.end(),
+            [](const Identity& a, const Identity& b) { return a.name < b.name; });
+  return people;
+}
+
+}  // namespace
+
+SelectResult select_balanced(const SelectOptions& options) {
+  if (options.min_images < 1 || options.classes < 0 || options.max_per_class < 0) {
+    throw Error(fmt::format(
+        "select: min-images ({}) must be >= 1, classes ({}) and max-per-class ({}) >= 0 (0: all)",
+        options.min_images, options.classes, options.max_per_class));
+  }
+  auto people = scan_people(options);
   SelectResult result;
   result.total_persons = static_cast<int64_t>(people.size());
 
@@ -36,7 +56,9 @@ SelectResult select_balanced(const SelectOptions& options) {
       return a.images.size() > b.images.size();
     });
   }
-  if (static_cast<int64_t>(qualified.size()) > options.classes) qualified.resize(options.classes);
+  if (options.classes > 0 && static_cast<int64_t>(qualified.size()) > options.classes) {
+    qualified.resize(options.classes);
+  }
   result.selected = static_cast<int64_t>(qualified.size());
   if (qualified.empty()) {
     throw Error(fmt::format("select: no person in '{}' has at least {} images",
@@ -44,12 +66,13 @@ SelectResult select_balanced(const SelectOptions& options) {
   }
 
   Rng rng(options.seed);
+  const auto cap = options.max_per_class > 0 ? options.max_per_class : INT64_MAX;
   for (size_t label = 0; label < qualified.size(); ++label) {
     auto& images = qualified[label].images;
-    if (static_cast<int64_t>(images.size()) >= options.max_per_class) ++result.at_cap;
-    if (static_cast<int64_t>(images.size()) > options.max_per_class) {
+    if (static_cast<int64_t>(images.size()) >= cap) ++result.at_cap;
+    if (static_cast<int64_t>(images.size()) > cap) {
       rng.shuffle(images);
-      images.resize(options.max_per_class);
+      images.resize(cap);
       std::sort(images.begin(), images.end());
     }
     result.class_names.push_back(qualified[label].name);
