@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   CLI::App app{"evaluation throughput"};
   std::string model, root = "../shared/data/lfw/lfw-align-112",
                      pairs_file = "../shared/data/lfw/pairs.txt";
-  std::string flip = "concat";
+  std::string flip = "concat", precision = "fp32";
   int64_t images = 0, batch = 64, workers = 1;
   int threads = 0;
   app.add_option("--model", model, "a checkpoint of ours")->required();
@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   app.add_option("--workers", workers, "decoding threads")->capture_default_str();
   app.add_option("--flip", flip)->capture_default_str();
   app.add_option("--threads", threads);
+  app.add_option("--precision", precision, "fp32, bf16 or auto")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   using namespace arcface;
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   const Checkpoint ck = load_checkpoint(model);
   const double macs = forward_macs(*make_backbone(ck.backbone));
   Embedder embedder = Embedder::load(model);
+  embedder.precision(parse_precision(precision));
   PairList pairs = read_pairs(pairs_file, PairsFormat::Auto);
   std::vector<std::string> names = pairs.images;
   if (images > 0 && images < static_cast<int64_t>(names.size())) names.resize(images);
@@ -70,6 +72,7 @@ int main(int argc, char** argv) {
       {"input", describe(ck.preprocess)},
       {"images", names.size()},
       {"flip", flip},
+      {"precision", to_string(embedder.precision())},
       {"batch", batch},
       {"workers", workers},
       {"threads", threads},

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   std::string backbone = "iresnet18";
   int64_t input_size = 112, channels = 3, batch = 64, classes = 1000, steps = 8, warmup = 2;
   int threads = 0;
+  std::string precision = "fp32";
   bool channels_last = false, no_mkldnn = false;
   app.add_flag("--channels-last", channels_last);
   app.add_flag("--no-mkldnn", no_mkldnn, "convolutions through im2col + BLAS instead of oneDNN");
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps);
   app.add_option("--warmup", warmup);
   app.add_option("--threads", threads);
+  app.add_option("--precision", precision, "fp32, bf16 or auto")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   using namespace arcface;
@@ -45,6 +47,7 @@ int main(int argc, char** argv) {
   const double macs = forward_macs(*net);
   Learner learner(net, MarginHead(MarginHeadOptions(512, classes)),
                   LossOptions().type(LossType::Focal), {"sgd", 0.01, 0.9, 5e-4}, torch::kCPU);
+  learner.precision(parse_precision(precision));
   learner.train();
   auto images = torch::randn({batch, channels, input_size, input_size});
   if (channels_last) {
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
                         {"batch", batch},
                         {"classes", classes},
                         {"channels_last", channels_last},
+                        {"precision", to_string(learner.precision())},
                         {"mkldnn", !no_mkldnn},
                         {"threads", threads},
                         {"allocator", sys.allocator},

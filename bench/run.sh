@@ -2,10 +2,12 @@
 # Runs the benchmarks and prints one table: the machine line, then training throughput of the
 # C++ toolkit and of the same step in PyTorch eager Python (as shipped, and at its best with
 # jemalloc keeping freed memory), with ratios and fractions of the GEMM peak.
-#   bench/run.sh [train] [eval] [detect]        (default: train eval)
+# Then inference latency and throughput per backbone, evaluation of LFW images against Python
+# (seed 000's test.py way and at its best), and the face detectors on raw LFW.
+#   bench/run.sh [train] [infer] [eval] [detect]        (default: all four)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=${*:-train eval}
+what=${*:-train infer eval detect}
 if ! /usr/bin/python3 -c "import torch, cv2" 2>/dev/null; then
   echo "the Python side needs Debian's python3-torch and python3-opencv (comparison only):" >&2
   echo "  sudo apt-get install python3-torch python3-opencv" >&2
@@ -16,6 +18,9 @@ threads=$(nproc)
 jemalloc=$(ls /usr/lib/x86_64-linux-gnu/libjemalloc.so.2)
 jemalloc_conf="dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0"
 out=$(mktemp -d)
+# bf16 rows where the CPU computes bf16 natively (BF16=1 forces them: emulated, slow).
+bf16=${BF16:-0}
+grep -q -w -E 'avx512_bf16|amx_bf16' /proc/cpuinfo && bf16=1
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), flags:" \
   "$(grep -o -w -E 'avx2|fma|avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | xargs)," \
@@ -48,7 +53,37 @@ print(f"{c['backbone']:<15} {c['input']:<10} {c['batch']:<5} | {c['images_per_s'
 print(f"  (GEMM peak measured per run: C++ {c['gemm_peak_gflops']:.0f}, py {p['gemm_peak_gflops']:.0f}, "
       f"py+je {j['gemm_peak_gflops']:.0f} GFLOP/s; {c['gflop_per_image']:.2f} GFLOP per training image)")
 PY
+    if ((bf16)); then
+      build/bench/bench_train $c --threads "$threads" --steps 6 --precision bf16 > "$out/bf16.json"
+      /usr/bin/python3 - "$out" <<'PY'
+import json, sys
+d = sys.argv[1]
+c, b = (json.load(open(f"{d}/{n}.json")) for n in ("cpp", "bf16"))
+print(f"  C++ bf16: {b['images_per_s']:.2f} images/s = {b['images_per_s'] / c['images_per_s']:.2f} x fp32")
+PY
+    fi
   done
+fi
+if [[ " $what " == *" infer "* ]]; then
+  # Batch-1 latency and batched throughput as eval/verify run the network (BatchNorm folded).
+  printf "\n%-20s %-10s %7s | %9s %9s %8s | %8s %8s %6s %5s | %8s\n" backbone input GFLOP \
+    "b1 ms" "b1 p90 ms" "b1 GF/s" "b64 i/s" "GFLOP/s" "%peak" peak "RSS MiB"
+  for c in "--backbone resnet_face18 --input-size 128 --channels 1" \
+    "--backbone iresnet18 --input-size 112 --channels 3" \
+    "--backbone mobilefacenet --input-size 112 --channels 3" \
+    "--backbone inception_resnet_v1 --input-size 160 --channels 3"; do
+    build/bench/bench_infer $c --threads "$threads" > "$out/infer.json"
+    /usr/bin/python3 - "$out" <<'PY'
+import json, sys
+r = json.load(open(f"{sys.argv[1]}/infer.json"))
+print(f"{r['backbone']:<20} {r['input']:<10} {r['gflop_per_image']:7.2f} | "
+      f"{r['latency_ms_median']:9.1f} {r['latency_ms_p90']:9.1f} {r['batch1_gflops']:8.1f} | "
+      f"{r['images_per_s']:8.1f} {r['batched_gflops']:8.1f} {100 * r['batched_fraction_of_peak']:5.1f}% "
+      f"{r['gemm_peak_gflops']:5.0f} | "
+      f"{r['peak_rss_mib']:8.0f}")
+PY
+  done
+  echo "  (GFLOP per forward image; b1 = batch 1; peak = the GEMM peak measured in each run)"
 fi
 if [[ " $what " == *" eval "* ]]; then
   # The distinct LFW images of pairs.txt (the first $EVAL_IMAGES of 7,701), with mirror images,
@@ -92,6 +127,16 @@ print(f"  ({c['input']}; {c['gflop_per_image']:.2f} GFLOP per image with its mir
       f"{c['gemm_peak_gflops']:.0f} GFLOP/s; Python decoding {p['decode_seconds']:.1f} s of "
       f"{p['seconds']:.1f} s (test.py), {j['decode_seconds']:.1f} s of {j['seconds']:.1f} s (best))")
 PY
+    if ((bf16)); then
+      build/bench/bench_eval --model "$model" --images "$images" --threads "$threads" \
+        --precision bf16 > "$out/bf16.json"
+      /usr/bin/python3 - "$out" <<'PY'
+import json, sys
+d = sys.argv[1]
+c, b = (json.load(open(f"{d}/{n}.json")) for n in ("cpp", "bf16"))
+print(f"  C++ bf16: {b['images_per_s']:.2f} images/s = {b['images_per_s'] / c['images_per_s']:.2f} x fp32")
+PY
+    fi
   done
 fi
 if [[ " $what " == *" detect "* ]]; then

@@ -45,12 +45,13 @@ int run(const std::string& script) {
 
 // The fixture model's training images, its weights as the start, no dropout and frozen
 // BatchNorm: each image's gradient then depends on that image alone, so splitting a batch
-// across ranks must not change the result.
+// across ranks must not change the result (in fp32: bf16 rounds each rank's sums its own way).
 std::string train_command(const fs::path& dir, int64_t batch, const std::string& extra) {
   const auto model = test::fixture_model();
   return fmt::format(
       "'{}' train --config '{}' --no-progress --set model.pretrained='{}' "
       "--set model.dropout=0 --set training.freeze_bn=true --set training.lr=0.02 "
+      "--set training.precision=fp32 "
       "--set data.train_root='{}' --set data.train_list='{}' --set training.batch_size={} "
       "--set paths.checkpoints_path='{}' {}",
       ARCFACE_BINARY, (test::source_dir() / "tests" / "fixture_model.yaml").string(),

@@ -39,6 +39,7 @@ TrainConfig tiny_config(const fs::path& dir, int64_t epochs) {
   c.training.lr_step = 2;
   c.training.print_freq = 100;
   c.training.save_interval = 100;
+  c.training.precision = "fp32";  // exact replays, on every CPU
   c.data.train_root = (test::sample_dir() / "train").string();
   c.data.train_list = (dir / "train_list.txt").string();
   c.data.input_size = 32;
@@ -73,6 +74,31 @@ TEST(Train, LossFallsOnRealFaces) {
   EXPECT_EQ(ck.epoch, 5);
   EXPECT_EQ(ck.backbone.name(), "resnet_face18");
   EXPECT_EQ(ck.config["training"]["max_epoch"], 5);
+}
+
+// Validation every other epoch: best.pt is the best validated epoch, never an epoch whose
+// only figure is its training accuracy (a different scale).
+TEST(Train, BestCheckpointComparesValidatedEpochsOnly) {
+  const auto dir = test::temp_dir("train_best");
+  auto c = tiny_config(dir, 4);
+  c.val.root = (test::sample_dir() / "lfw").string();
+  c.val.pairs = (test::sample_dir() / "pairs.txt").string();
+  c.val.interval = 2;
+  const auto r = train(c, quiet());
+  ASSERT_EQ(r.history.size(), 4u);
+  int64_t best_epoch = 0;
+  double best = -1;
+  for (const auto& record : r.history) {
+    if (!record.contains("val")) continue;
+    const double v = record["val"]["accuracy_10fold_mean"];
+    if (v > best) best = v, best_epoch = record["epoch"];
+  }
+  EXPECT_TRUE(best_epoch == 2 || best_epoch == 4) << best_epoch;
+  EXPECT_EQ(load_checkpoint(dir / "best.pt").epoch, best_epoch);
+  std::ifstream in(dir / "best_lfw.json");
+  EXPECT_EQ(nlohmann::json::parse(in)["epoch"], best_epoch);
+  EXPECT_EQ(r.best_metric_name, "val_accuracy_10fold");
+  EXPECT_DOUBLE_EQ(r.best_metric, best);
 }
 
 TEST(Train, ResumeMidEpochEndsWithTheSameWeights) {

@@ -47,8 +47,8 @@ void add_eval(CLI::App& app) {
   cmd->callback([args] {
     fmt::print("[1/4] Loading model...\n");
     Embedder embedder = args->model.load();
-    fmt::print("      {}\n      input: {}\n", embedder.description(),
-               describe(embedder.preprocess()));
+    fmt::print("      {}\n      input: {}; {}\n", embedder.description(),
+               describe(embedder.preprocess()), to_string(embedder.precision()));
 
     fmt::print("[2/4] Pair verification...\n");
     PairList pairs = read_pairs(args->pairs, parse_pairs_format(args->pairs_format));
@@ -107,8 +107,14 @@ void add_eval(CLI::App& app) {
       fmt::print("      no face found in {} images (centre crop used)\n", no_face.size());
 
     fmt::print("[3/4] Computing accuracy...\n");
-    fmt::print("      {}-fold accuracy: {:.2f}% ± {:.2f}%\n", pairs.num_folds,
-               100 * m.accuracy_10fold_mean, 100 * m.accuracy_10fold_std);
+    if (pairs.num_folds > 1) {
+      fmt::print("      {}-fold accuracy: {:.2f}% ± {:.2f}%\n", pairs.num_folds,
+                 100 * m.accuracy_10fold_mean, 100 * m.accuracy_10fold_std);
+    } else {
+      fmt::print(
+          "      Cross-validated accuracy: none (one fold leaves no pairs to choose "
+          "its threshold on)\n");
+    }
     fmt::print("      Best accuracy: {:.2f}% (threshold tuned on these pairs)\n",
                100 * m.accuracy_best);
     fmt::print("      Best threshold: {:.4f}\n", m.threshold_best);
@@ -134,8 +140,8 @@ void add_eval(CLI::App& app) {
     s.seconds = r.seconds;
     s.network_seconds = r.network_seconds;
     s.wait_seconds = r.wait_seconds;
-    s.system = fmt::format("{} ({}), {} threads, {}", sys.cpu_model, sys.cpu_flags, sys.threads,
-                           sys.allocator);
+    s.system = fmt::format("{} ({}), {} threads, {}, {}", sys.cpu_model, sys.cpu_flags, sys.threads,
+                           sys.allocator, to_string(embedder.precision()));
     write_eval_report(args->out, pairs, r.scores, m, s);
     fmt::print("Report: {}/report.md (metrics.json, pair_scores.csv, roc.png, score_hist.png)\n",
                args->out);

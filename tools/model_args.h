@@ -13,7 +13,7 @@
 namespace arcface::cli {
 
 struct ModelArgs {
-  std::string model, device = "cpu", color = "rgb", backbone;
+  std::string model, device = "cpu", color = "rgb", backbone, precision = "auto";
   int64_t input_size = 112, resize = 0;
   std::vector<double> mean{0.5}, std{0.5};
   int threads = 0;
@@ -25,6 +25,9 @@ struct ModelArgs {
         ->required();
     cmd->add_option("--device", device, "cpu or cuda")->capture_default_str();
     cmd->add_option("--threads", threads, "compute threads (0: one per core)")
+        ->capture_default_str();
+    cmd->add_option("--precision", precision,
+                    "auto (bf16 where the CPU computes it natively), fp32 or bf16")
         ->capture_default_str();
     auto* onnx = "input of ONNX models and Python weights (our checkpoints carry their own)";
     cmd->add_option("--backbone", backbone, "the network of a plain PyTorch state dict")
@@ -57,7 +60,10 @@ struct ModelArgs {
     p.color = parse_color(color);
     p.mean = mean;
     p.std = std;
-    return Embedder::load(model, device, foreign);
+    const Precision wanted = parse_precision(precision);
+    Embedder embedder = Embedder::load(model, device, foreign);
+    embedder.precision(wanted);
+    return embedder;
   }
 };
 

@@ -11,6 +11,7 @@
 
 #include "arcface/backbone.h"
 #include "arcface/image.h"
+#include "arcface/system.h"
 
 namespace arcface {
 
@@ -59,6 +60,10 @@ class Embedder {
   int64_t dim(FlipMode flip = FlipMode::None) const;
   /// A short description: "resnet_face18 checkpoint 'x.pt'" or "ONNX model 'y.onnx'".
   const std::string& description() const { return description_; }
+  /// The network in bf16 (mixed precision) or fp32 (the default); Auto is resolved here.
+  /// ONNX models always run in fp32.
+  void precision(Precision precision);
+  Precision precision() const { return precision_; }
 
   /// Raw embeddings of preprocessed input [N, C, H, W] -> [N, D] (not normalised).
   at::Tensor forward(const at::Tensor& input);
@@ -78,6 +83,7 @@ class Embedder {
   Preprocess preprocess_;
   c10::Device device_{c10::kCPU};
   std::string description_;
+  Precision precision_ = Precision::Fp32;
   int64_t dim_ = 0;
 };
 

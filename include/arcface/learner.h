@@ -12,6 +12,7 @@
 #include "arcface/head.h"
 #include "arcface/loss.h"
 #include "arcface/optim.h"
+#include "arcface/system.h"
 
 namespace arcface {
 
@@ -33,6 +34,9 @@ class Learner {
   /// BatchNorm layers keep using and keeping their running statistics while training
   /// (fine-tuning on small batches); the rest of the network trains as usual.
   void freeze_batchnorm(bool on) { freeze_bn_ = on; }
+  /// The backbone's forward pass in bf16 (mixed precision) or fp32; Auto is resolved here.
+  void precision(Precision precision);
+  Precision precision() const { return precision_; }
 
   struct Step {
     double loss = 0;          // batch mean, distillation included
@@ -63,6 +67,7 @@ class Learner {
   std::optional<DistillOptions> distill_;
   std::shared_ptr<DataParallel> ranks_;
   bool freeze_bn_ = false;
+  Precision precision_ = Precision::Fp32;
   at::Tensor teacher_centres_;
   double teacher_scale_ = 0;
 };

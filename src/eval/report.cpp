@@ -171,7 +171,8 @@ void write_eval_report(const fs::path& dir, const PairList& pairs,
   md += fmt::format(
       "| {}-fold accuracy | **{} ± {}** | threshold chosen on the other folds, "
       "tested on the held-out one; mean ± std over folds. Folds: {} |\n",
-      pairs.num_folds, pct(m.accuracy_10fold_mean), pct(m.accuracy_10fold_std), folds_note(pairs));
+      pairs.num_folds, pairs.num_folds > 1 ? pct(m.accuracy_10fold_mean) : "n/a",
+      pairs.num_folds > 1 ? pct(m.accuracy_10fold_std) : "n/a", folds_note(pairs));
   md += fmt::format(
       "| best-threshold accuracy | {} | the threshold that maximises accuracy on "
       "these same pairs (optimistic: tuned on the test set) |\n",

@@ -11,6 +11,7 @@
 #include "arcface/checkpoint.h"
 #include "arcface/error.h"
 #include "arcface/weights.h"
+#include "util/autocast.h"
 
 namespace arcface {
 
@@ -104,6 +105,10 @@ Embedder Embedder::load(const fs::path& model, const std::string& device,
   return e;
 }
 
+void Embedder::precision(Precision precision) {
+  precision_ = onnx_ ? Precision::Fp32 : resolve_precision(precision, device_.is_cuda());
+}
+
 int64_t Embedder::dim(FlipMode flip) const { return flip == FlipMode::Concat ? 2 * dim_ : dim_; }
 
 at::Tensor Embedder::forward(const at::Tensor& input) {
@@ -117,6 +122,7 @@ at::Tensor Embedder::forward(const at::Tensor& input) {
     return torch::from_blob(out.ptr<float>(), {out.rows, out.cols}, torch::kFloat32).clone();
   }
   torch::InferenceMode guard;
+  AutocastGuard autocast(precision_, device_);
   return backbone_->forward(input.to(device_)).to(torch::kCPU, torch::kFloat32);
 }
 

@@ -49,6 +49,7 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("training.save_interval", c.training.save_interval);
   v("training.device", c.training.device);
   v("training.threads", c.training.threads);
+  v("training.precision", c.training.precision);
   v("data.train_root", c.data.train_root);
   v("data.train_list", c.data.train_list);
   v("data.input_size", c.data.input_size);
@@ -227,6 +228,9 @@ void check_values(const TrainConfig& c) {
   require(c.training.save_interval >= 1, "training.save_interval", c.training.save_interval,
           "must be >= 1");
   require(c.training.threads >= 0, "training.threads", c.training.threads, "must be >= 0");
+  const auto& precision = c.training.precision;
+  require(precision == "auto" || precision == "fp32" || precision == "bf16", "training.precision",
+          precision, "must be auto, fp32 or bf16");
   require(c.data.input_size >= 32, "data.input_size", c.data.input_size, "must be >= 32");
   require(c.data.channels == 1 || c.data.channels == 3, "data.channels", c.data.channels,
           "must be 1 (grayscale) or 3 (RGB)");

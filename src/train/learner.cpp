@@ -5,6 +5,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "arcface/error.h"
+#include "util/autocast.h"
 
 namespace arcface {
 
@@ -46,6 +47,10 @@ void Learner::data_parallel(std::shared_ptr<DataParallel> ranks) {
   ranks_->attach(parameters);
 }
 
+void Learner::precision(Precision precision) {
+  precision_ = resolve_precision(precision, device_.is_cuda());
+}
+
 void Learner::distill(const DistillOptions& options, at::Tensor teacher_centres,
                       double teacher_scale) {
   if (options.logit_weight > 0 && !teacher_centres.defined()) {
@@ -70,7 +75,13 @@ Learner::Step Learner::step(const at::Tensor& images, const at::Tensor& labels, 
   torch::manual_seed(seed);
   auto x = images.to(device_);
   auto y = labels.to(device_);
-  auto embeddings = backbone_->forward(x);
+  at::Tensor embeddings;
+  {
+    AutocastGuard autocast(precision_, device_);
+    embeddings = backbone_->forward(x);
+  }
+  // The margin head and the loss in fp32: cosines near 1 need its precision.
+  embeddings = embeddings.to(torch::kFloat);
   auto logits = head_->forward(embeddings, y);
   Step result;
   at::Tensor loss;

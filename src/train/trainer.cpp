@@ -195,6 +195,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
   Learner learner(make_backbone(backbone_options(config)), MarginHead(head_options(config)),
                   LossOptions().type(parse_loss_type(config.loss.type)).gamma(config.loss.gamma),
                   {tc.optimizer, tc.lr, tc.momentum, tc.weight_decay}, device);
+  learner.precision(parse_precision(tc.precision));
   Backbone& backbone = learner.backbone();
   MarginHead& head = learner.head();
   const LrSchedule schedule = schedule_of(config);
@@ -353,6 +354,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     meta["resolved"] = {{"backbone", backbone->options().name()},
                         {"dropout", backbone->options().dropout()},
                         {"margin", head->options().margin()},
+                        {"precision", to_string(learner.precision())},
                         {"forward_gflops_per_image", 2 * macs / 1e9}};
     meta["system"] = {
         {"cpu", info.cpu_model},        {"cpu_flags", info.cpu_flags}, {"blas", info.blas},
@@ -364,9 +366,9 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
   log->info("Training {} + {} ({}), {} classes, {} images, {} batches of {}",
             backbone->options().name(), to_string(head->options().type()), config.loss.type,
             config.model.num_classes, loader.size(), batches, tc.batch_size * dist.world_size);
-  log->info("Input {}x{}x{}, {:.2f} GFLOP forward per image; device {}, {} threads, {}",
+  log->info("Input {}x{}x{}, {:.2f} GFLOP forward per image; device {}, {} threads, {}, {}",
             preprocess.channels(), preprocess.input_size, preprocess.input_size, 2 * macs / 1e9,
-            device.str(), threads, info.allocator);
+            device.str(), threads, info.allocator, to_string(learner.precision()));
   log->info("============================================================");
 
   auto make_checkpoint = [&](int64_t epoch_done, int64_t batch_in_epoch, const EpochStats& stats) {
@@ -506,6 +508,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
         ((epoch + 1) % config.val.interval == 0 || epoch + 1 == tc.max_epoch)) {
       backbone->eval();
       Embedder embedder(backbone, preprocess);
+      embedder.precision(learner.precision());
       EvalOptions eo;
       eo.flip = val_flip;
       eo.batch_size = config.val.batch_size;
@@ -532,7 +535,12 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
           m.accuracy_10fold_std, m.accuracy_best, m.roc_auc, val.seconds);
     }
     result.history.push_back(record);
-    const bool improved = best.empty() || metric > best.value("value", -1.0);
+    // With validation configured, validated epochs compete only with each other: a training
+    // accuracy never replaces a validated best, and the first validation replaces it.
+    const bool validated = metric_name != "train_accuracy";
+    const bool best_validated = best.value("metric", "") != "train_accuracy";
+    const bool improved = best.empty() || (validated && !best_validated) ||
+                          (validated == best_validated && metric > best.value("value", -1.0));
     if (improved) best = {{"metric", metric_name}, {"value", metric}, {"epoch", epoch + 1}};
 
     result.last_checkpoint = dir / "last.pt";
