@@ -126,6 +126,11 @@ print(f"{c['backbone']:<14} {c['images']:<6} | {c['images_per_s']:8.2f} {c['netw
 print(f"  ({c['input']}; {c['gflop_per_image']:.2f} GFLOP per image with its mirror; GEMM peak "
       f"{c['gemm_peak_gflops']:.0f} GFLOP/s; Python decoding {p['decode_seconds']:.1f} s of "
       f"{p['seconds']:.1f} s (test.py), {j['decode_seconds']:.1f} s of {j['seconds']:.1f} s (best))")
+bound = c['images'] * c['gflop_per_image'] / c['gemm_peak_gflops']
+print(f"  C++: {c['seconds']:.1f} s for {c['images']} images ({c['network_seconds']:.1f} s network, "
+      f"{c['decode_wait_seconds']:.1f} s waiting for decoding); FLOP lower bound at the peak "
+      f"{bound:.1f} s = {100 * bound / c['seconds']:.0f}% of the time taken; all 7,701 LFW images "
+      f"at this rate: {7701 / c['images_per_s']:.0f} s (bound {7701 * c['gflop_per_image'] / c['gemm_peak_gflops']:.0f} s)")
 PY
     if ((bf16)); then
       build/bench/bench_eval --model "$model" --images "$images" --threads "$threads" \

@@ -64,12 +64,17 @@ TEST(Interop, Seed002CheckpointNamesItsNetwork) {
   ASSERT_TRUE(w.backbone.has_value());
   EXPECT_EQ(*w.backbone, "ir_resnet18");
   EXPECT_NE(w.description.find("epoch 24"), std::string::npos) << w.description;
+  // Its ArcFace head, for fine-tuning on the same classes (model.pretrained_head).
+  ASSERT_EQ(w.head.size(), 1u);
+  EXPECT_EQ(w.head[0].first, "weight");
+  EXPECT_EQ(w.head[0].second.sizes(), (std::vector<int64_t>{10, 512}));
   // DataParallel's "module." prefix is dropped.
   const auto plain = read_backbone_weights(fixture("interop_ir18_plain.pth"));
   ASSERT_EQ(plain.state.size(), w.state.size());
   EXPECT_EQ(plain.state[0].first, w.state[0].first);
   EXPECT_EQ(plain.state[0].first.rfind("module.", 0), std::string::npos);
   EXPECT_TRUE(torch::equal(plain.state[5].second, w.state[5].second));
+  EXPECT_TRUE(plain.head.empty());
 }
 
 std::string error_of(const std::function<void()>& f) {

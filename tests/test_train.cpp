@@ -170,6 +170,37 @@ std::string train_error(TrainConfig config) {
   return "";
 }
 
+// Fine-tuning on the same classes can start from the file's margin head as well as its
+// backbone; a head of other classes is refused by name.
+TEST(Train, FineTuningCanStartFromTheMarginHead) {
+  const auto dir = test::temp_dir("train_head");
+  train(tiny_config(dir / "first", 1), quiet());
+  const auto first = load_checkpoint(dir / "first" / "last.pt");
+
+  auto config = tiny_config(dir / "tuned", 1);
+  config.model.pretrained = (dir / "first" / "last.pt").string();
+  config.model.pretrained_head = true;
+  config.training.lr = 1e-9;
+  auto options = quiet();
+  options.max_steps = 1;
+  train(config, options);
+  const auto tuned = load_checkpoint(dir / "tuned" / "last.pt");
+  ASSERT_EQ(tuned.head_state.size(), 1u);
+  EXPECT_TRUE(torch::allclose(tuned.head_state[0].second, first.head_state[0].second, 0, 1e-6));
+
+  config.model.pretrained_head = false;  // a fresh head: nothing like the trained one
+  config.paths.checkpoints_path = (dir / "fresh").string();
+  train(config, options);
+  const auto fresh = load_checkpoint(dir / "fresh" / "last.pt");
+  EXPECT_FALSE(torch::allclose(fresh.head_state[0].second, first.head_state[0].second, 0, 1e-3));
+
+  config.model.pretrained_head = true;
+  config.model.num_classes = 9;
+  const auto message = train_error(config);
+  EXPECT_NE(message.find("margin head"), std::string::npos) << message;
+  EXPECT_NE(message.find("weight"), std::string::npos) << message;
+}
+
 TEST(Train, BadInputsAreNamed) {
   const auto dir = test::temp_dir("train_bad");
   auto config = tiny_config(dir, 1);

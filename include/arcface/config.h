@@ -25,6 +25,8 @@ struct ModelConfig {
   /// Backbone weights to start from (fine-tuning): one of our checkpoints, a seed 002-style
   /// checkpoint or a plain PyTorch state dict of the same network; empty: random init.
   std::string pretrained;
+  /// Also start the margin head from `pretrained` (same classes: fine-tuning, distillation).
+  bool pretrained_head = false;
 };
 
 struct LossConfig {

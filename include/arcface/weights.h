@@ -20,6 +20,9 @@ struct BackboneWeights {
   std::optional<Preprocess> preprocess;
   /// Our checkpoint's full backbone options.
   std::optional<BackboneOptions> options;
+  /// The margin head's weights, when the file has them (ours; seed 002's
+  /// `arcface_state_dict`): fine-tuning on the same classes can start from them.
+  StateDict head;
   /// "seed 002 checkpoint 'x.pth' (epoch 24)", for logs and reports.
   std::string description;
 };

@@ -28,6 +28,7 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("model.easy_margin", c.model.easy_margin);
   v("model.dropout", c.model.dropout);
   v("model.pretrained", c.model.pretrained);
+  v("model.pretrained_head", c.model.pretrained_head);
   v("loss.type", c.loss.type);
   v("loss.gamma", c.loss.gamma);
   v("training.batch_size", c.training.batch_size);
@@ -228,6 +229,8 @@ void check_values(const TrainConfig& c) {
   require(c.training.save_interval >= 1, "training.save_interval", c.training.save_interval,
           "must be >= 1");
   require(c.training.threads >= 0, "training.threads", c.training.threads, "must be >= 0");
+  require(!c.model.pretrained_head || !c.model.pretrained.empty(), "model.pretrained_head", "true",
+          "needs model.pretrained, the file to take the head from");
   const auto& precision = c.training.precision;
   require(precision == "auto" || precision == "fp32" || precision == "bf16", "training.precision",
           precision, "must be auto, fp32 or bf16");

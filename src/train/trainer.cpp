@@ -283,6 +283,14 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     }
     load_state_dict(*backbone, w.state, w.description);
     log->info("Backbone initialised from {}", w.description);
+    if (config.model.pretrained_head) {
+      if (w.head.empty()) {
+        throw Error(fmt::format("model.pretrained_head: {} has no margin head to start from",
+                                w.description));
+      }
+      load_state_dict(*head, w.head, w.description + " margin head");
+      log->info("Margin head initialised from {}", w.description);
+    }
   }
 
   LoaderOptions lo;

@@ -43,6 +43,7 @@ BackboneWeights read_weights_file(const std::filesystem::path& path) {
   if (file->get("format") && file->get("backbone_options")) {  // ours: read it fully
     const Checkpoint c = load_checkpoint(path);
     w.state = c.backbone_state;
+    w.head = c.head_state;
     w.backbone = c.backbone.name();
     w.options = c.backbone;
     w.preprocess = c.preprocess;
@@ -54,6 +55,10 @@ BackboneWeights read_weights_file(const std::filesystem::path& path) {
     if (!inner || inner->kind != PyValue::Kind::Dict) continue;
     w.state =
         without_module_prefix(to_state_dict(inner, fmt::format("{} entry '{}'", quoted, key)));
+    if (const Py head = file->get("arcface_state_dict");
+        head && head->kind == PyValue::Kind::Dict) {
+      w.head = without_module_prefix(to_state_dict(head, quoted + " entry 'arcface_state_dict'"));
+    }
     const Py name = file->get("backbone");
     if (name && name->kind == PyValue::Kind::String) w.backbone = name->text;
     std::vector<std::string> facts;
