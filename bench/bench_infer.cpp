@@ -40,8 +40,8 @@ int main(int argc, char** argv) {
   app.add_option("--input-size", input_size);
   app.add_option("--channels", channels);
   app.add_option("--batch-size", batch);
-  app.add_option("--singles", singles, "batch-1 forwards timed");
-  app.add_option("--batches", batches, "full batches timed");
+  app.add_option("--singles", singles, "batch-1 forwards timed")->check(CLI::PositiveNumber);
+  app.add_option("--batches", batches, "full batches timed")->check(CLI::PositiveNumber);
   app.add_option("--threads", threads);
   CLI11_PARSE(app, argc, argv);
 

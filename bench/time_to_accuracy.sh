@@ -4,12 +4,20 @@
 # 000's own measure (best-threshold accuracy on lfw_test_pair.txt) and the honest one (10-fold
 # on pairs.txt). Prints the wall time of each stage and both accuracies.
 #   bench/time_to_accuracy.sh [--set key=value ...]      (overrides go to `arcface train`)
+# RUN names the output folder (default runs/time-to-accuracy); it must not exist yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lfw=${LFW:-../shared/data/lfw}
-run=${RUN:-runs/seed000-fast}
+run=${RUN:-runs/time-to-accuracy}
+for a in "$@"; do
+  case $a in paths.checkpoints_path=*) echo "error: the run's folder is RUN, not $a" >&2; exit 2 ;; esac
+done
+if [ -e "$run" ]; then
+  echo "error: $run exists; move it away or set RUN to a new folder" >&2
+  exit 2
+fi
 cmake --build build --target arcface_cli -j"$(nproc)" >/dev/null
-rm -rf "$run" && mkdir -p "$run"
+mkdir -p "$run"
 
 now() { date +%s.%N; }
 t0=$(now)

@@ -70,5 +70,15 @@ TEST(Onnx, InputThatDoesNotFitIsAClearError) {
   EXPECT_THROW(Embedder::load(test::source_dir() / "tests" / "data" / "absent.onnx"), Error);
 }
 
+TEST(Onnx, RunsInFp32AndRefusesBf16) {
+  Fixture f;
+  Preprocess p;
+  p.input_size = 64;
+  auto embedder = Embedder::load(f.model, "cpu", {p, ""});
+  embedder.precision(Precision::Auto);
+  EXPECT_EQ(embedder.precision(), Precision::Fp32);
+  EXPECT_THROW(embedder.precision(Precision::Bf16), Error);
+}
+
 }  // namespace
 }  // namespace arcface

@@ -289,7 +289,9 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
                                 w.description));
       }
       load_state_dict(*head, w.head, w.description + " margin head");
-      log->info("Margin head initialised from {}", w.description);
+      // Only the shapes can be checked: the rows are taken to be this train list's labels.
+      log->info("Margin head initialised from {} (its rows as the labels of {})", w.description,
+                config.data.train_list);
     }
   }
 

@@ -55,8 +55,11 @@ BackboneWeights read_weights_file(const std::filesystem::path& path) {
     if (!inner || inner->kind != PyValue::Kind::Dict) continue;
     w.state =
         without_module_prefix(to_state_dict(inner, fmt::format("{} entry '{}'", quoted, key)));
-    if (const Py head = file->get("arcface_state_dict");
-        head && head->kind == PyValue::Kind::Dict) {
+    if (const Py head = file->get("arcface_state_dict")) {
+      if (head->kind != PyValue::Kind::Dict) {
+        throw Error(fmt::format("{} entry 'arcface_state_dict' holds a {}, not a state dict",
+                                quoted, head->type_name()));
+      }
       w.head = without_module_prefix(to_state_dict(head, quoted + " entry 'arcface_state_dict'"));
     }
     const Py name = file->get("backbone");
