@@ -340,6 +340,24 @@ class ArcMargin(nn.Module):
         return cosine.scatter(1, index, phi) * self.s
 
 
+def preprocess_image(path, size, gray, mean, std):
+    """arcface's load_image + normalisation: BGR decoded to RGB (or gray), resized to size x size
+    (area when shrinking, bilinear when growing), (x/255 - mean) / std; a [C, H, W] tensor."""
+    import cv2  # only here: the model definitions need no OpenCV
+    import numpy as np
+
+    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"cannot read image '{path}'")
+    if img.shape[0] != size:
+        inter = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
+        img = cv2.resize(img, (size, size), interpolation=inter)
+    img = img[:, :, None] if gray else img[:, :, ::-1]
+    a = np.float32(1.0 / (255.0 * std))
+    b = np.float32(-mean / std)
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)).astype(np.float32) * a + b)
+
+
 def load_checkpoint_backbone(path):
     """A backbone of ours from an arcface checkpoint (torch.load reads it directly)."""
     ck = torch.load(path, map_location="cpu")

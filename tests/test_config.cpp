@@ -99,6 +99,15 @@ TEST(Config, DistillKeysAreChecked) {
   EXPECT_NE(e.find("'distill.hard_fraction'"), std::string::npos) << e;
   e = error_of("distill:\n  teacher_model: x\n");
   EXPECT_NE(e.find("unknown config key 'distill.teacher_model'"), std::string::npos) << e;
+  e = error_of("distill:\n  hard_rule: hardest\n");
+  EXPECT_NE(e.find("'distill.hard_rule' = hardest is invalid"), std::string::npos) << e;
+  e = error_of("distill:\n  teacher_color: yuv\n");
+  EXPECT_NE(e.find("'distill.teacher_color' = yuv is invalid"), std::string::npos) << e;
+  // A softmax head has no cosines to measure "close to another class" with.
+  e = error_of("model:\n  metric: softmax\ndistill:\n  teacher: t.pt\n");
+  EXPECT_NE(e.find("'distill.hard_rule' = margin is invalid: margin needs a margin head"),
+            std::string::npos)
+      << e;
 }
 
 }  // namespace

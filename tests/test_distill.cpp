@@ -1,5 +1,7 @@
 #include <torch/torch.h>
 
+#include <fstream>
+
 #include "arcface/checkpoint.h"
 #include "arcface/dataset.h"
 #include "arcface/distill.h"
@@ -26,6 +28,17 @@ TEST(Distill, MarginRuleMarksExamplesCloseToAnotherClass) {
   o.hard_rule = HardRule::None;
   EXPECT_TRUE(
       torch::equal(hard_example_weights(cosines, torch::zeros({3}), labels, o), torch::ones({3})));
+}
+
+TEST(Distill, HardExamplesAreCountedEvenWhenTheyWeighNoMore) {
+  const auto student = torch::tensor({1.0f, 0.0f, 0.0f, 1.0f}).view({2, 2});
+  const auto logits = torch::tensor({0.9f, 0.1f, 0.5f, 0.45f}).view({2, 2});  // 2nd is hard
+  const auto labels = torch::tensor({0, 0}, torch::kLong);
+  DistillOptions o;
+  o.hard_weight = 0.0;
+  const auto terms =
+      distillation_loss(student, logits, torch::zeros({2}), labels, student, {}, 1.0, o);
+  EXPECT_EQ(terms.hard_examples, 1);
 }
 
 TEST(Distill, LossRuleMarksTheHighestLossFraction) {
@@ -124,6 +137,20 @@ TEST(Distill, TeacherTargetsComeFromTheCheckpointAndAreCached) {
   const auto third = teacher_targets(model, {}, source, eo, "cpu", cache);
   EXPECT_EQ(third.description.find("cached"), std::string::npos);
   EXPECT_FALSE(torch::allclose(first.embeddings, third.embeddings));
+
+  // Neither is another input for a teacher that does not describe itself.
+  ForeignModel other;
+  other.preprocess.mean = {0.4};
+  EXPECT_EQ(teacher_targets(model, other, source, eo, "cpu", cache).description.find("cached"),
+            std::string::npos);
+
+  // A damaged cache is embedded again, not an error.
+  { std::ofstream(cache, std::ios::trunc) << "not a tensor file"; }
+  const auto fourth = teacher_targets(model, other, source, eo, "cpu", cache);
+  EXPECT_EQ(fourth.description.find("cached"), std::string::npos);
+  EXPECT_TRUE(torch::equal(third.embeddings, fourth.embeddings));
+  EXPECT_NE(teacher_targets(model, other, source, eo, "cpu", cache).description.find("cached"),
+            std::string::npos);
 }
 
 TEST(Distill, MissingTeacherIsNamed) {

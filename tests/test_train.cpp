@@ -101,6 +101,25 @@ TEST(Train, BestCheckpointComparesValidatedEpochsOnly) {
   EXPECT_DOUBLE_EQ(r.best_metric, best);
 }
 
+// Resuming from an older epoch's checkpoint keeps the run's best.pt until an epoch beats it.
+TEST(Train, ResumingFromAnOlderEpochKeepsABetterBest) {
+  const auto dir = test::temp_dir("train_resume_best");
+  auto c = tiny_config(dir, 2);
+  c.training.save_interval = 1;
+  train(c, quiet());
+  const auto best = load_checkpoint(dir / "best.pt");
+  // Make the kept best.pt unbeatable, then replay epoch 2 from epoch 1's checkpoint.
+  Checkpoint unbeatable = best;
+  unbeatable.metrics["best"]["value"] = 2.0;
+  save_checkpoint(unbeatable, dir / "best.pt");
+  auto options = quiet();
+  options.resume = dir / "epoch_001.pt";
+  const auto r = train(c, options);
+  EXPECT_EQ(r.epochs_done, 2);
+  EXPECT_DOUBLE_EQ(r.best_metric, 2.0);
+  EXPECT_EQ(load_checkpoint(dir / "best.pt").metrics["best"]["value"], 2.0);
+}
+
 TEST(Train, ResumeMidEpochEndsWithTheSameWeights) {
   const auto straight = test::temp_dir("train_straight");
   train(tiny_config(straight, 2), quiet());

@@ -53,7 +53,12 @@ CLI::App* add_training(CLI::App& app, const std::string& name, const std::string
       ->group(dp);
   cmd->callback([args, name] {
     auto overrides = args->overrides;
-    if (!args->teacher.empty()) overrides.push_back("distill.teacher=" + args->teacher);
+    if (!args->teacher.empty()) {
+      // As a quoted YAML string, so a path is never read as a number, a bool or a comment.
+      std::string quoted;
+      for (char c : args->teacher) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+      overrides.push_back("distill.teacher='" + quoted + "'");
+    }
     const TrainConfig config = load_config(args->config, overrides);
     if (name == "distill" && config.distill.teacher.empty()) {
       throw Error(fmt::format("distill needs a teacher: --teacher MODEL or distill.teacher in '{}'",
@@ -73,7 +78,7 @@ CLI::App* add_training(CLI::App& app, const std::string& name, const std::string
     const TrainResult r = train(config, options);
     if (r.interrupted) {
       fmt::print("Stopped early; resume with --resume {}\n", r.last_checkpoint.string());
-      if (args->max_steps == 0) std::exit(130);  // a signal, as a shell expects
+      if (r.stop_requested) std::exit(130);  // a signal, as a shell expects
       return;
     }
     fmt::print("Training complete: {} epochs; best {} = {:.4f} in {}\n", r.epochs_done,

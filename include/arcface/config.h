@@ -85,8 +85,13 @@ struct ValConfig {
 /// Hard-example self-distillation (`arcface distill`): a teacher's embeddings of the training
 /// images guide the student, most where the student finds an example hard.
 struct DistillConfig {
-  std::string teacher;            // our checkpoint, Python weights or ONNX; empty: no distillation
-  std::string teacher_backbone;   // the architecture of a plain state dict teacher
+  std::string teacher;           // our checkpoint, Python weights or ONNX; empty: no distillation
+  std::string teacher_backbone;  // the architecture of a plain state dict teacher
+  // The input of a teacher that does not describe itself (Python weights, ONNX); our
+  // checkpoints carry their own. 0 or empty: the student's (data.*).
+  int64_t teacher_input_size = 0;
+  std::string teacher_color;  // rgb, bgr or gray
+  std::vector<double> teacher_mean, teacher_std;
   double embedding_weight = 1.0;  // weight of 1 - cos(student, teacher) per example
   double logit_weight = 0.0;      // weight of T^2 KL(teacher || student) over the classes
   double temperature = 4.0;

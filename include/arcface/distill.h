@@ -47,6 +47,12 @@ TeacherTargets teacher_targets(const fs::path& teacher, const ForeignModel& fore
                                const ImageSource& source, const EvalOptions& options,
                                const std::string& device = "cpu", const fs::path& cache = {});
 
+/// Which examples [N] are hard by options.hard_rule (bool).
+/// `cosines` [N, C] are the student's cosines to the class centres (no margin),
+/// `example_loss` [N] its margin loss per example.
+at::Tensor hard_examples(const at::Tensor& cosines, const at::Tensor& example_loss,
+                         const at::Tensor& labels, const DistillOptions& options);
+
 /// Per-example weights [N]: 1 + hard_weight for the hard examples, 1 for the rest.
 /// `cosines` [N, C] are the student's cosines to the class centres (no margin),
 /// `example_loss` [N] its margin loss per example.

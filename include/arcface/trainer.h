@@ -25,7 +25,8 @@ struct TrainOptions {
 
 struct TrainResult {
   int64_t epochs_done = 0;
-  bool interrupted = false;  // stopped early (a stop request or max_steps); last.pt resumes it
+  bool interrupted = false;     // stopped early (a stop request or max_steps); last.pt resumes it
+  bool stop_requested = false;  // by request_training_stop() (a signal), not by max_steps
   fs::path last_checkpoint, best_checkpoint;
   double best_metric = 0;
   std::string best_metric_name;

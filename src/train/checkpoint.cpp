@@ -157,7 +157,12 @@ void write_file_atomic(const fs::path& path, const std::string& text) {
   {
     std::ofstream out(tmp, std::ios::binary);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    if (!out) throw Error(fmt::format("cannot write '{}'", tmp.string()));
+    out.close();  // flushes: a full disk shows here, before the old file is replaced
+    if (out.fail()) {
+      std::error_code ignored;
+      fs::remove(tmp, ignored);
+      throw Error(fmt::format("cannot write '{}'", tmp.string()));
+    }
   }
   fs::rename(tmp, path);
 }
@@ -232,7 +237,11 @@ Checkpoint load_checkpoint(const fs::path& path) {
     throw Error(
         fmt::format("'{}' is not an arcface checkpoint (no format '{}')", path.string(), kFormat));
   }
-  const int64_t version = field(d, "format_version", path).toInt();
+  const auto& version_value = field(d, "format_version", path);
+  if (!version_value.isInt()) {
+    throw Error(fmt::format("checkpoint '{}': format_version is not an integer", path.string()));
+  }
+  const int64_t version = version_value.toInt();
   if (version != Checkpoint::kFormatVersion) {
     throw Error(fmt::format("checkpoint '{}' has format version {}; this build reads version {}",
                             path.string(), version, Checkpoint::kFormatVersion));

@@ -71,6 +71,10 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("val.batch_size", c.val.batch_size);
   v("distill.teacher", c.distill.teacher);
   v("distill.teacher_backbone", c.distill.teacher_backbone);
+  v("distill.teacher_input_size", c.distill.teacher_input_size);
+  v("distill.teacher_color", c.distill.teacher_color);
+  v("distill.teacher_mean", c.distill.teacher_mean);
+  v("distill.teacher_std", c.distill.teacher_std);
   v("distill.embedding_weight", c.distill.embedding_weight);
   v("distill.logit_weight", c.distill.logit_weight);
   v("distill.temperature", c.distill.temperature);
@@ -262,6 +266,21 @@ void check_values(const TrainConfig& c) {
   require(d.hard_fraction > 0 && d.hard_fraction <= 1, "distill.hard_fraction", d.hard_fraction,
           "must be in (0, 1]");
   require(d.hard_weight >= 0, "distill.hard_weight", d.hard_weight, "must be >= 0");
+  require(d.hard_rule == "margin" || d.hard_rule == "loss" || d.hard_rule == "none",
+          "distill.hard_rule", d.hard_rule, "must be margin, loss or none");
+  // A softmax head's logits are not cosines, so "close to another class" has no meaning.
+  require(d.teacher.empty() || d.hard_rule != "margin" || c.model.metric != "softmax",
+          "distill.hard_rule", d.hard_rule,
+          "margin needs a margin head (model.metric arc_margin or add_margin); use loss or none "
+          "with softmax");
+  require(d.teacher_input_size >= 0, "distill.teacher_input_size", d.teacher_input_size,
+          "must be >= 0 (0: data.input_size)");
+  require(d.teacher_color.empty() || d.teacher_color == "rgb" || d.teacher_color == "bgr" ||
+              d.teacher_color == "gray",
+          "distill.teacher_color", d.teacher_color, "must be rgb, bgr or gray");
+  for (double s : d.teacher_std) {
+    require(s > 0, "distill.teacher_std", fmt::format("{}", d.teacher_std), "values must be > 0");
+  }
 }
 
 std::set<std::string> known_keys() {

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "arcface/checkpoint.h"
@@ -35,15 +36,19 @@ std::string to_string(HardRule rule) {
 
 namespace {
 
-// What the cached targets were made from: the same teacher file (by size and time) and the
-// same images in the same order, seen the same way.
-nlohmann::json cache_key(const fs::path& teacher, const ImageSource& source, FlipMode flip) {
+// What the cached targets were made from: the same teacher file (by size and time), fed the
+// same way, and the same images in the same order, seen the same way.
+nlohmann::json cache_key(const fs::path& teacher, const ForeignModel& foreign,
+                         const ImageSource& source, FlipMode flip) {
   std::hash<std::string> hash;
   size_t names = 0;
   for (const auto& n : source.names) names = names * 31 + hash(n);
   return {{"teacher", fs::absolute(teacher).string()},
           {"teacher_bytes", fs::file_size(teacher)},
           {"teacher_mtime", fs::last_write_time(teacher).time_since_epoch().count()},
+          {"teacher_input", foreign.preprocess.to_json()},
+          {"teacher_backbone", foreign.backbone},
+          {"root", fs::absolute(source.root).string()},
           {"images", source.names.size()},
           {"names_hash", names},
           {"flip", to_string(flip)}};
@@ -55,19 +60,29 @@ std::optional<TeacherTargets> read_cache(const fs::path& cache, const nlohmann::
   if (cache.empty() || !fs::exists(cache) || !fs::exists(key_path(cache))) return std::nullopt;
   std::ifstream in(key_path(cache));
   const auto stored = nlohmann::json::parse(in, nullptr, false);
-  if (stored.is_discarded() || stored.value("key", nlohmann::json()) != key) return std::nullopt;
+  if (!stored.is_object() || stored.value("key", nlohmann::json()) != key) return std::nullopt;
   TeacherTargets t;
-  for (auto& [name, tensor] : read_state_dict_file(cache)) {
-    if (name == "embeddings") t.embeddings = tensor;
-    if (name == "centres") t.centres = tensor;
+  try {
+    for (auto& [name, tensor] : read_state_dict_file(cache)) {
+      if (name == "embeddings") t.embeddings = tensor;
+      if (name == "centres") t.centres = tensor;
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("Teacher cache '{}' is unreadable ({}); embedding again", cache.string(),
+                 e.what());
+    return std::nullopt;
   }
-  if (!t.embeddings.defined()) return std::nullopt;
+  if (!t.embeddings.defined() || t.embeddings.size(0) != key.value("images", int64_t{-1})) {
+    return std::nullopt;
+  }
   t.scale = stored.value("scale", 0.0);
   t.description = stored.value("description", "") + " (cached in '" + cache.string() + "')";
   return t;
 }
 
 void write_cache(const fs::path& cache, const nlohmann::json& key, const TeacherTargets& t) {
+  // The key goes last, so a write cut short never pairs an old key with new embeddings.
+  fs::remove(key_path(cache));
   StateDict state{{"embeddings", t.embeddings}};
   if (t.centres.defined()) state.emplace_back("centres", t.centres);
   save_state_dict(state, cache);
@@ -83,7 +98,7 @@ TeacherTargets teacher_targets(const fs::path& teacher, const ForeignModel& fore
   if (!fs::exists(teacher)) {
     throw Error(fmt::format("distill.teacher '{}' does not exist", teacher.string()));
   }
-  const nlohmann::json key = cache_key(teacher, source, options.flip);
+  const nlohmann::json key = cache_key(teacher, foreign, source, options.flip);
   if (auto cached = read_cache(cache, key)) return *cached;
 
   Embedder embedder = Embedder::load(teacher, device, foreign);
@@ -105,8 +120,8 @@ TeacherTargets teacher_targets(const fs::path& teacher, const ForeignModel& fore
   return t;
 }
 
-at::Tensor hard_example_weights(const at::Tensor& cosines, const at::Tensor& example_loss,
-                                const at::Tensor& labels, const DistillOptions& options) {
+at::Tensor hard_examples(const at::Tensor& cosines, const at::Tensor& example_loss,
+                         const at::Tensor& labels, const DistillOptions& options) {
   const int64_t n = labels.size(0);
   torch::NoGradGuard no_grad;
   at::Tensor hard;
@@ -128,7 +143,13 @@ at::Tensor hard_example_weights(const at::Tensor& cosines, const at::Tensor& exa
       break;
     }
   }
-  return 1.0 + options.hard_weight * hard.to(torch::kFloat).to(cosines.device());
+  return hard.to(cosines.device());
+}
+
+at::Tensor hard_example_weights(const at::Tensor& cosines, const at::Tensor& example_loss,
+                                const at::Tensor& labels, const DistillOptions& options) {
+  const auto hard = hard_examples(cosines, example_loss, labels, options);
+  return 1.0 + options.hard_weight * hard.to(torch::kFloat);
 }
 
 DistillTerms distillation_loss(const at::Tensor& student_embeddings,
@@ -138,7 +159,8 @@ DistillTerms distillation_loss(const at::Tensor& student_embeddings,
                                const DistillOptions& options) {
   namespace F = torch::nn::functional;
   const auto cosines = student_logits.detach() / student_scale;
-  const auto weights = hard_example_weights(cosines, example_loss.detach(), labels, options);
+  const auto hard = hard_examples(cosines, example_loss.detach(), labels, options);
+  const auto weights = 1.0 + options.hard_weight * hard.to(torch::kFloat);
   auto per_example = torch::zeros_like(weights);
   if (options.embedding_weight > 0) {
     const auto s = F::normalize(student_embeddings, F::NormalizeFuncOptions().dim(1));
@@ -159,7 +181,7 @@ DistillTerms distillation_loss(const at::Tensor& student_embeddings,
   }
   DistillTerms terms;
   terms.loss = (weights * per_example).sum() / weights.sum();
-  terms.hard_examples = (weights > 1).sum().item<int64_t>();
+  terms.hard_examples = hard.sum().item<int64_t>();
   return terms;
 }
 

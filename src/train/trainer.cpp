@@ -60,6 +60,22 @@ Preprocess preprocess_of(const TrainConfig& c) {
   return p;
 }
 
+// What a teacher that does not describe itself is fed: the student's input unless the
+// distill.teacher_* keys say otherwise.
+ForeignModel teacher_input(const TrainConfig& c) {
+  const auto& d = c.distill;
+  ForeignModel f{preprocess_of(c), d.teacher_backbone};
+  auto& p = f.preprocess;
+  if (d.teacher_input_size > 0) {
+    p.input_size = d.teacher_input_size;
+    p.resize = 0;
+  }
+  if (!d.teacher_color.empty()) p.color = parse_color(d.teacher_color);
+  if (!d.teacher_mean.empty()) p.mean = d.teacher_mean;
+  if (!d.teacher_std.empty()) p.std = d.teacher_std;
+  return f;
+}
+
 MarginHeadOptions head_options(const TrainConfig& c) {
   return MarginHeadOptions(c.model.embedding_size, c.model.num_classes)
       .type(parse_margin_type(c.model.metric))
@@ -171,6 +187,17 @@ EpochStats summed(const EpochStats& s, DataParallel& ranks) {
   return out;
 }
 
+// Whether an epoch's {metric, value, epoch} beats the best so far. With validation configured,
+// validated epochs compete only with each other: a training accuracy never replaces a
+// validated best, and the first validation replaces it.
+bool beats(const nlohmann::json& candidate, const nlohmann::json& best) {
+  if (best.empty()) return true;
+  const bool validated = candidate.value("metric", "") != "train_accuracy";
+  const bool best_validated = best.value("metric", "") != "train_accuracy";
+  if (validated != best_validated) return validated;
+  return candidate.value("value", -1.0) > best.value("value", -1.0);
+}
+
 }  // namespace
 
 void request_training_stop() { stop_requested = true; }
@@ -269,6 +296,17 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     global_step = ck.global_step;
     result.history = ck.metrics.value("history", nlohmann::json::array());
     best = ck.metrics.value("best", nlohmann::json::object());
+    // Resuming from an older checkpoint (epoch_010.pt of a run that went on) must not let a
+    // weaker epoch replace the best.pt the run already has.
+    if (writer && fs::exists(dir / "best.pt")) {
+      const auto kept = load_checkpoint(dir / "best.pt").metrics.value("best", best);
+      if (beats(kept, best)) {
+        best = kept;
+        log->info("Keeping {} (epoch {}, {} {:.4f}) until an epoch beats it",
+                  (dir / "best.pt").string(), best.value("epoch", 0), best.value("metric", ""),
+                  best.value("value", 0.0));
+      }
+    }
     // The saved partial statistics cover all ranks: rank 0 carries them on.
     if (first_batch > 0 && writer)
       partial = EpochStats::from_json(ck.metrics.value("partial_epoch", nlohmann::json::object()));
@@ -331,10 +369,19 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     eo.progress = options.progress;
     log->info("Teacher {}: embedding the {} training images ...", d.teacher, names.size());
     const auto t0 = Clock::now();
-    const TeacherTargets targets =
-        teacher_targets(d.teacher, ForeignModel{preprocess, d.teacher_backbone},
-                        ImageSource{data.root, names, {}, {}}, eo, tc.device,
-                        writer ? dir / "teacher_embeddings.pt" : fs::path());
+    TeacherTargets targets;
+    try {
+      targets =
+          teacher_targets(d.teacher, teacher_input(config), ImageSource{data.root, names, {}, {}},
+                          eo, tc.device, writer ? dir / "teacher_embeddings.pt" : fs::path());
+    } catch (const Error& e) {
+      // The loaders speak of the command-line options; here the config keys say the same.
+      throw Error(fmt::format(
+          "distill.teacher: {}\n(a teacher that does not describe itself takes "
+          "distill.teacher_backbone, teacher_input_size, teacher_color, teacher_mean and "
+          "teacher_std)",
+          e.what()));
+    }
     if (targets.embeddings.size(1) != config.model.embedding_size) {
       throw Error(
           fmt::format("distill.teacher '{}' gives {}-D embeddings, the student {}-D "
@@ -469,6 +516,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
         log->info("Stopped at epoch {} batch {}: saved {} (continue with --resume {})", epoch + 1,
                   b, result.last_checkpoint.string(), result.last_checkpoint.string());
         result.interrupted = true;
+        result.stop_requested = stop_requested;
         result.epochs_done = epoch;
         return result;
       }
@@ -545,13 +593,10 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
           m.accuracy_10fold_std, m.accuracy_best, m.roc_auc, val.seconds);
     }
     result.history.push_back(record);
-    // With validation configured, validated epochs compete only with each other: a training
-    // accuracy never replaces a validated best, and the first validation replaces it.
-    const bool validated = metric_name != "train_accuracy";
-    const bool best_validated = best.value("metric", "") != "train_accuracy";
-    const bool improved = best.empty() || (validated && !best_validated) ||
-                          (validated == best_validated && metric > best.value("value", -1.0));
-    if (improved) best = {{"metric", metric_name}, {"value", metric}, {"epoch", epoch + 1}};
+    const nlohmann::json candidate = {
+        {"metric", metric_name}, {"value", metric}, {"epoch", epoch + 1}};
+    const bool improved = beats(candidate, best);
+    if (improved) best = candidate;
 
     result.last_checkpoint = dir / "last.pt";
     result.epochs_done = epoch + 1;

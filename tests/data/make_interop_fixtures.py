@@ -23,7 +23,6 @@ import math
 import os
 import sys
 
-import cv2
 import numpy as np
 import torch
 
@@ -81,25 +80,10 @@ def random_state(model, generator):
     return state
 
 
-def preprocess(path, size, gray, mean, std):
-    """arcface's prepare_image + write_tensor: BGR or gray, resized, (x/255 - mean) / std."""
-    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
-    if img.shape[0] != size:
-        inter = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
-        img = cv2.resize(img, (size, size), interpolation=inter)
-    if gray:
-        img = img[:, :, None]
-    else:
-        img = img[:, :, ::-1]  # RGB
-    a = np.float32(1.0 / (255.0 * std))
-    b = np.float32(-mean / std)
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)).astype(np.float32) * a + b)
-
-
 def embeddings(model, state, size, gray, mean, std):
     model.load_state_dict(state, strict=True)
     model.eval()
-    x = torch.stack([preprocess(os.path.join(ROOT, "data", "sample", "lfw", p), size, gray, mean, std)
+    x = torch.stack([am.preprocess_image(os.path.join(ROOT, "data", "sample", "lfw", p), size, gray, mean, std)
                      for p in IMAGES])
     with torch.no_grad():
         return torch.nn.functional.normalize(model(x)).tolist()
