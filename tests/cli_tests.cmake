@@ -90,6 +90,24 @@ add_test(NAME cli.distill
          COMMAND bash -c "rm -rf '${distill_dir}' && '${arcface_bin}' distill --config '${CMAKE_CURRENT_SOURCE_DIR}/fixture_model.yaml' --teacher '${fixture_dir}/last.pt' --max-steps 2 --no-progress --set model.pretrained='${fixture_dir}/last.pt' --set distill.logit_weight=1 --set distill.hard_rule=loss --set data.train_root='${sample}/train' --set data.train_list='${fixture_dir}/train_list.txt' --set paths.checkpoints_path='${distill_dir}' && test -s '${distill_dir}/teacher_embeddings.pt' && test -s '${distill_dir}/last.pt'")
 set_tests_properties(cli.distill PROPERTIES FIXTURES_REQUIRED model
   PASS_REGULAR_EXPRESSION "Distilling from resnet_face18 checkpoint .*: embedding weight 1, logit weight 1 \\(T 4\\), hard examples by loss weigh 3x")
+# A teacher in Python's format that sees the faces its own way (IR-ResNet18, 112x112 RGB,
+# facenet normalisation) teaches a 48x48 grey student; without its input it is refused by name.
+set(python_teacher ${CMAKE_CURRENT_SOURCE_DIR}/data/interop_ir18_plain.pth)
+set(python_teacher_args distill --config ${CMAKE_CURRENT_SOURCE_DIR}/fixture_model.yaml
+    --teacher ${python_teacher} --max-steps 1 --no-progress --set distill.teacher_backbone=iresnet18
+    --set model.embedding_size=512 --set data.train_root=${sample}/train
+    --set data.train_list=${fixture_dir}/train_list.txt)
+add_test(NAME cli.distill_python_teacher
+         COMMAND ${arcface_bin} ${python_teacher_args} --set distill.teacher_input_size=112
+                 --set distill.teacher_color=rgb --set distill.teacher_std=0.50196
+                 --set paths.checkpoints_path=${CMAKE_CURRENT_BINARY_DIR}/cli_distill_python)
+set_tests_properties(cli.distill_python_teacher PROPERTIES FIXTURES_REQUIRED model
+  PASS_REGULAR_EXPRESSION "Distilling from state dict '[^']*interop_ir18_plain.pth'")
+add_test(NAME cli.distill_python_teacher_needs_its_input
+         COMMAND ${arcface_bin} ${python_teacher_args}
+                 --set paths.checkpoints_path=${CMAKE_CURRENT_BINARY_DIR}/cli_distill_python_bad)
+set_tests_properties(cli.distill_python_teacher_needs_its_input PROPERTIES FIXTURES_REQUIRED model
+  PASS_REGULAR_EXPRESSION "error: distill.teacher: .*teacher_input_size, teacher_color")
 add_test(NAME cli.distill_needs_teacher
          COMMAND ${arcface_bin} distill --config ${CMAKE_CURRENT_SOURCE_DIR}/fixture_model.yaml)
 set_tests_properties(cli.distill_needs_teacher PROPERTIES
