@@ -13,6 +13,7 @@
 
 #include "arcface/backbone.h"
 #include "models/kernels.h"
+#include "models/onednn_conv.h"
 
 namespace arcface {
 

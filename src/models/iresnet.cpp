@@ -23,9 +23,9 @@ struct IBasicBlockImpl : nn::Module {
     }
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto out = conv1->forward(bn1->forward(x));
-    out = conv2->forward(prelu->forward(folded ? out : bn2->forward(out)));
-    if (!folded) out = bn3->forward(out);
+    auto out = conv2d(*conv1, batch_norm_prelu(*bn1, x));
+    out = conv2d(*conv2, folded ? prelu->forward(out) : batch_norm_prelu(*bn2, out, prelu->weight));
+    if (!folded) out = batch_norm_prelu(*bn3, out);
     return out + (downsample ? downsample->forward(x) : x);
   }
   void fold_batchnorm() {
@@ -78,11 +78,11 @@ class IResNetImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    x = conv1->forward(x);
-    x = prelu->forward(folded_ ? x : bn1->forward(x));
+    x = conv2d(*conv1, x);
+    x = folded_ ? prelu->forward(x) : batch_norm_prelu(*bn1, x, prelu->weight);
     for (auto& stage : stages) x = stage->forward(x);
     if (folded_) return fc->forward(x.flatten(1));
-    x = dropout->forward(bn2->forward(x).flatten(1));
+    x = dropout->forward(batch_norm_prelu(*bn2, x).flatten(1));
     return features->forward(fc->forward(x));
   }
 

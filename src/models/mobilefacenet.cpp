@@ -40,8 +40,17 @@ struct LayersImpl : nn::Module {
     layers = register_module("layers", std::move(seq));
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto y = layers->forward(x);
+    auto y = conv_bn_prelu(x);
     return residual ? x + y : y;
+  }
+  // conv - BN [- PReLU] with the BN and PReLU as one fused kernel; other contents in order.
+  torch::Tensor conv_bn_prelu(const torch::Tensor& x) {
+    const size_t n = layers->size();
+    auto* conv = n == 2 || n == 3 ? layers[0]->as<nn::Conv2d>() : nullptr;
+    auto* bn = conv ? layers[1]->as<nn::BatchNorm2d>() : nullptr;
+    auto* prelu = bn && n == 3 ? layers[2]->as<PReLU>() : nullptr;
+    if (!bn || (n == 3 && !prelu)) return layers->forward(x);
+    return batch_norm_prelu(*bn, conv2d(*conv, x), prelu ? prelu->weight : at::Tensor());
   }
   nn::Sequential layers{nullptr};
   bool residual;

@@ -39,10 +39,9 @@ struct IRBlockImpl : nn::Module {
     if (use_se) se = register_module("se", SEBlock(planes));
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto out = conv1->forward(bn0->forward(x));
-    out = prelu->forward(folded ? out : bn1->forward(out));
-    out = conv2->forward(out);
-    if (!folded) out = bn2->forward(out);
+    auto out = conv2d(*conv1, batch_norm_prelu(*bn0, x));
+    out = conv2d(*conv2, folded ? prelu->forward(out) : batch_norm_prelu(*bn1, out, prelu->weight));
+    if (!folded) out = batch_norm_prelu(*bn2, out);
     if (se) out = se->forward(out);
     out = out + (downsample ? downsample->forward(x) : x);
     return prelu->forward(out);
@@ -95,11 +94,11 @@ class ResNetFaceImpl : public BackboneImpl {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    x = conv1->forward(x);
-    x = fused_max_pool_2x2(prelu->forward(folded_ ? x : bn1->forward(x)));
+    x = conv2d(*conv1, x);
+    x = fused_max_pool_2x2(folded_ ? prelu->forward(x) : batch_norm_prelu(*bn1, x, prelu->weight));
     for (auto& stage : stages) x = stage->forward(x);
     if (folded_) return fc5->forward(x.flatten(1));
-    x = dropout->forward(bn4->forward(x));
+    x = dropout->forward(batch_norm_prelu(*bn4, x));
     return bn5->forward(fc5->forward(x.flatten(1)));
   }
 
