@@ -89,6 +89,11 @@ TEST(Kernels, BatchNormPReLUPerChannel) { check_batch_norm(6, 0.1); }
 TEST(Kernels, BatchNormPReLUShared) { check_batch_norm(1, 0.1); }
 TEST(Kernels, BatchNormAloneCumulativeAverage) { check_batch_norm(0, c10::nullopt); }
 
+TEST(Kernels, BatchNormOfOtherChannelsIsTheModulesError) {
+  torch::nn::BatchNorm2d bn(6);
+  EXPECT_THROW(batch_norm_prelu(*bn, torch::randn({2, 4, 3, 3})), c10::Error);
+}
+
 // The direct oneDNN training convolution against ATen's: output and both gradients, for
 // 3x3 and 1x1 convolutions at strides 1 and 2, and for an input that needs no gradient.
 TEST(Kernels, OneDnnConvolutionMatchesATen) {
@@ -120,6 +125,18 @@ TEST(Kernels, OneDnnConvolutionMatchesATen) {
           << (x.grad() - x_ref.grad()).abs().max();
     }
   }
+  // A mismatched input gets ATen's error, which names the channels.
+  torch::nn::Conv2d three(torch::nn::Conv2dOptions(3, 4, 3).padding(1).bias(false));
+  EXPECT_THROW(
+      {
+        try {
+          conv2d(*three, torch::randn({1, 1, 8, 8}));
+        } catch (const c10::Error& e) {
+          EXPECT_NE(std::string(e.what()).find("channels"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      c10::Error);
   // Without gradients it is the module's own forward.
   torch::NoGradGuard no_grad;
   torch::nn::Conv2d conv(torch::nn::Conv2dOptions(4, 4, 3).padding(1).bias(false));

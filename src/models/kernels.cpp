@@ -35,6 +35,15 @@ int64_t grain(const Planes& p) {
   return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, p.size));
 }
 
+#ifdef __SSE2__
+// The sum of a vector's four lanes, in a fixed order.
+float lane_sum(__m128 v) {
+  float lanes[4];
+  _mm_storeu_ps(lanes, v);
+  return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+#endif
+
 struct PReLUFunction : torch::autograd::Function<PReLUFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input,
                             const at::Tensor& weight) {
@@ -106,9 +115,7 @@ struct PReLUFunction : torch::autograd::Function<PReLUFunction> {
                                            _mm_andnot_ps(positive, _mm_mul_ps(va, d))));
           acc = _mm_add_ps(acc, _mm_andnot_ps(positive, _mm_mul_ps(d, v)));
         }
-        float lanes[4];
-        _mm_storeu_ps(lanes, acc);
-        sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        sum = lane_sum(acc);
 #endif
         for (; i < p.size; ++i) {
           const float v = xp[i], d = gp[i];
@@ -217,9 +224,7 @@ float plane_total(const float* x, int64_t size, F f) {
   };
   __m128 acc = _mm_setzero_ps();
   for (; i + 4 <= size; i += 4) acc = _mm_add_ps(acc, f(Lanes{_mm_loadu_ps(x + i)}).v);
-  float lanes[4];
-  _mm_storeu_ps(lanes, acc);
-  total = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  total = lane_sum(acc);
 #endif
   for (; i < size; ++i) total += f(x[i]);
   return total;
@@ -279,7 +284,7 @@ struct BatchNormPReLUFunction : torch::autograd::Function<BatchNormPReLUFunction
     // y = x * scale + shift, then PReLU.
     const auto scale = (gamma * invstd).contiguous();
     const auto shift = (beta - mean * scale).contiguous();
-    const auto a = has_slope ? slope.contiguous() : at::ones({1}, x.options());
+    const auto a = slope.contiguous();  // ones({1}) when there is no PReLU
     auto z = at::empty_like(x);
     const float* ss = scale.data_ptr<float>();
     const float* ts = shift.data_ptr<float>();
@@ -357,13 +362,9 @@ struct BatchNormPReLUFunction : torch::autograd::Function<BatchNormPReLUFunction
           acc_dyx = _mm_add_ps(acc_dyx, _mm_mul_ps(dy, _mm_sub_ps(xv, vm)));
           acc_da = _mm_add_ps(acc_da, _mm_andnot_ps(positive, _mm_mul_ps(g, y)));
         }
-        float lanes[4];
-        _mm_storeu_ps(lanes, acc_dy);
-        sdy = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-        _mm_storeu_ps(lanes, acc_dyx);
-        sdyx = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-        _mm_storeu_ps(lanes, acc_da);
-        sda = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        sdy = lane_sum(acc_dy);
+        sdyx = lane_sum(acc_dyx);
+        sda = lane_sum(acc_da);
 #endif
         for (; i < p.size; ++i) {
           const float y = xp[i] * s + t, g = gp[i];
@@ -457,7 +458,7 @@ at::Tensor batch_norm_prelu(torch::nn::BatchNorm2dImpl& bn, const at::Tensor& x,
                             const at::Tensor& slope) {
   const auto& o = bn.options;
   const bool fused = bn.is_training() && o.affine() && fast_path(x) && x.dim() == 4 &&
-                     x.is_contiguous() && x.numel() > x.size(1) &&
+                     x.is_contiguous() && x.numel() > x.size(1) && bn.weight.numel() == x.size(1) &&
                      bn.weight.scalar_type() == torch::kFloat32 &&
                      (!slope.defined() || (slope.scalar_type() == torch::kFloat32 &&
                                            (slope.numel() == 1 || slope.numel() == x.size(1))));

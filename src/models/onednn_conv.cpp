@@ -178,13 +178,15 @@ at::Tensor conv2d(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
   const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
   const auto& stride = *o.stride();
   const auto& dilation = *o.dilation();
-  const bool direct =
-      torch::GradMode::is_enabled() && conv.weight.requires_grad() && x.device().is_cpu() &&
-      x.scalar_type() == torch::kFloat32 && x.dim() == 4 && x.is_contiguous() &&
-      conv.weight.scalar_type() == torch::kFloat32 && !conv.bias.defined() && o.groups() == 1 &&
-      padding && (**padding)[0] == (**padding)[1] && stride[0] == stride[1] && dilation[0] == 1 &&
-      dilation[1] == 1 && c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) &&
-      at::globalContext().userEnabledMkldnn() && !at::autocast::is_cpu_enabled();
+  const bool direct = torch::GradMode::is_enabled() && conv.weight.requires_grad() &&
+                      x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 4 &&
+                      x.is_contiguous() && x.size(1) == conv.weight.size(1) &&
+                      conv.weight.scalar_type() == torch::kFloat32 && !conv.bias.defined() &&
+                      o.groups() == 1 && padding && (**padding)[0] == (**padding)[1] &&
+                      stride[0] == stride[1] && dilation[0] == 1 && dilation[1] == 1 &&
+                      c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) &&
+                      at::globalContext().userEnabledMkldnn() && !at::autocast::is_cpu_enabled();
+  // Anything else, a mismatched input included, goes to ATen and its own error messages.
   if (!direct) return conv.forward(x);
   return ConvFunction::apply(x, conv.weight, stride[0], (**padding)[0]);
 }
