@@ -8,6 +8,7 @@ tool, never a dependency of the toolkit.
                  autograd left on, the default allocator.
   --mode best    the peer at its best: inference mode, batches of 64 images (128 inputs);
                  run it with jemalloc keeping freed memory (LD_PRELOAD, see bench/run.sh).
+  --bf16         the network under torch.autocast("cpu", dtype=torch.bfloat16).
 """
 import argparse
 import json
@@ -69,6 +70,7 @@ def main():
     p.add_argument("--images", type=int, default=0)
     p.add_argument("--mode", choices=["testpy", "best"], default="testpy")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--bf16", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     peak = gemm_peak()
@@ -92,11 +94,12 @@ def main():
             data = torch.from_numpy(np.ascontiguousarray(both))
             decode += time.perf_counter() - t
             t = time.perf_counter()
-            if a.mode == "testpy":
-                out = model(data).data.numpy()
-            else:
-                with torch.inference_mode():
-                    out = model(data).numpy()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                if a.mode == "testpy":
+                    out = model(data).float().data.numpy()
+                else:
+                    with torch.inference_mode():
+                        out = model(data).float().numpy()
             n = len(imgs)
             f = np.hstack([out[:n], out[n:]])
             features.append(f / np.linalg.norm(f, axis=1, keepdims=True))
@@ -111,7 +114,7 @@ def main():
     print(json.dumps({
         "side": f"PyTorch eager ({a.mode})",
         "backbone": ck["backbone"], "images": len(names), "batch": batch,
-        "threads": a.threads, "allocator": "jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "") else "glibc",
+        "threads": a.threads, "precision": "bf16" if a.bf16 else "fp32", "allocator": "jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "") else "glibc",
         "seconds": seconds, "images_per_s": len(names) / seconds,
         "network_seconds": network, "decode_seconds": decode,
         "gflop_per_image": gflop_per_image,

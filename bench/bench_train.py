@@ -5,6 +5,7 @@ momentum. Prints one line of JSON. A comparison tool, never a dependency of the 
 
 Run it as shipped, or at its best with jemalloc keeping freed memory:
   LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0
+--bf16 runs the forward pass and the loss under torch.autocast("cpu", dtype=torch.bfloat16).
 """
 import argparse
 import json
@@ -41,6 +42,7 @@ def main():
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--bf16", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     peak = gemm_peak()
@@ -54,9 +56,10 @@ def main():
     y = torch.randint(a.classes, (a.batch_size,))
 
     def step():
-        logits = head(net(x), y)
-        logp = F.log_softmax(logits, 1).gather(1, y.view(-1, 1)).squeeze(1)
-        loss = -((1 - logp.exp()) ** 2 * logp).mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            logits = head(net(x), y).float()
+            logp = F.log_softmax(logits, 1).gather(1, y.view(-1, 1)).squeeze(1)
+            loss = -((1 - logp.exp()) ** 2 * logp).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -76,6 +79,7 @@ def main():
                       "input": f"{a.channels}x{a.input_size}x{a.input_size}",
                       "batch": a.batch_size, "classes": a.classes, "threads": torch.get_num_threads(),
                       "allocator": "jemalloc" if "jemalloc" in preload else "glibc malloc",
+                      "precision": "bf16" if a.bf16 else "fp32",
                       "images_per_s": ips, "gflop_per_image": gflop, "gflops": ips * gflop,
                       "gemm_peak_gflops": peak, "fraction_of_peak": ips * gflop / peak}))
 

@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   std::string backbone = "resnet_face18";
   int64_t input_size = 128, channels = 1, batch = 32, classes = 1000, steps = 3;
   bool inference = false, no_fold = false;
+  std::string precision = "fp32";
   app.add_option("--backbone", backbone);
   app.add_option("--input-size", input_size);
   app.add_option("--channels", channels);
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
   app.add_flag("--inference", inference, "profile forward passes in inference mode instead");
   app.add_flag("--by-shape", by_shape, "split convolutions by their shapes");
   app.add_flag("--no-fold", no_fold, "keep BatchNorm unfolded at inference");
+  app.add_option("--precision", precision, "fp32, bf16 or auto (training steps)");
   CLI11_PARSE(app, argc, argv);
 
   using namespace arcface;
@@ -74,6 +76,7 @@ int main(int argc, char** argv) {
       BackboneOptions(backbone).input_size(input_size).channels(channels).embedding_dim(512));
   Learner learner(net, MarginHead(MarginHeadOptions(512, classes)),
                   LossOptions().type(LossType::Focal), {"sgd", 0.01, 0.9, 5e-4}, torch::kCPU);
+  learner.precision(parse_precision(precision));
   auto images = torch::randn({batch, channels, input_size, input_size});
   auto labels = torch::randint(classes, {batch}, torch::kLong);
   auto run = [&](int64_t i) {
@@ -103,9 +106,9 @@ int main(int argc, char** argv) {
   std::sort(rows.begin(), rows.end(),
             [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
   double covered = 0;
-  fmt::print("{} {}x{}x{} batch {}, {} {}: {:.3f} s per step\n", backbone, channels, input_size,
-             input_size, batch, steps, inference ? "forward passes" : "training steps",
-             wall / steps);
+  fmt::print("{} {}x{}x{} batch {}, {}, {} {}: {:.3f} s per step\n", backbone, channels, input_size,
+             input_size, batch, to_string(learner.precision()), steps,
+             inference ? "forward passes" : "training steps", wall / steps);
   fmt::print("{:<44} {:>9} {:>7} {:>7}\n", "operator", "s/step", "share", "calls");
   for (const auto& [name, t] : rows) {
     covered += t.first;

@@ -55,11 +55,15 @@ print(f"  (GEMM peak measured per run: C++ {c['gemm_peak_gflops']:.0f}, py {p['g
 PY
     if ((bf16)); then
       build/bench/bench_train $c --threads "$threads" --steps 6 --precision bf16 > "$out/bf16.json"
+      LD_PRELOAD=$jemalloc MALLOC_CONF=$jemalloc_conf \
+        /usr/bin/python3 bench/bench_train.py $c --threads "$threads" --steps 6 --bf16 > "$out/pybf16.json"
       /usr/bin/python3 - "$out" <<'PY'
 import json, sys
 d = sys.argv[1]
-c, b = (json.load(open(f"{d}/{n}.json")) for n in ("cpp", "bf16"))
-print(f"  C++ bf16: {b['images_per_s']:.2f} images/s = {b['images_per_s'] / c['images_per_s']:.2f} x fp32")
+c, b, p = (json.load(open(f"{d}/{n}.json")) for n in ("cpp", "bf16", "pybf16"))
+print(f"  C++ bf16: {b['images_per_s']:.2f} images/s = {b['images_per_s'] / c['images_per_s']:.2f} x fp32, "
+      f"RSS {b['peak_rss_mib']:.0f} MiB; py+je bf16 (autocast): {p['images_per_s']:.2f} images/s, "
+      f"C++ bf16 = {b['images_per_s'] / p['images_per_s']:.2f} x that")
 PY
     fi
   done
@@ -135,11 +139,16 @@ PY
     if ((bf16)); then
       build/bench/bench_eval --model "$model" --images "$images" --threads "$threads" \
         --precision bf16 > "$out/bf16.json"
+      LD_PRELOAD=$jemalloc MALLOC_CONF=$jemalloc_conf /usr/bin/python3 bench/bench_eval.py \
+        --model "$model" --images "$images" --mode best --threads "$threads" --bf16 > "$out/pybf16.json"
       /usr/bin/python3 - "$out" <<'PY'
 import json, sys
 d = sys.argv[1]
-c, b = (json.load(open(f"{d}/{n}.json")) for n in ("cpp", "bf16"))
-print(f"  C++ bf16: {b['images_per_s']:.2f} images/s = {b['images_per_s'] / c['images_per_s']:.2f} x fp32")
+c, b, p, j, q = (json.load(open(f"{d}/{n}.json")) for n in ("cpp", "bf16", "py", "pyje", "pybf16"))
+print(f"  C++ bf16: {b['images_per_s']:.2f} images/s = {b['images_per_s'] / c['images_per_s']:.2f} x fp32 "
+      f"({100 * b['network_gflops'] / b['gemm_peak_gflops']:.0f}% of the fp32 peak), "
+      f"{b['images_per_s'] / p['images_per_s']:.2f} x test.py, {b['images_per_s'] / j['images_per_s']:.2f} x py best; "
+      f"py best bf16 (autocast): {q['images_per_s']:.2f} images/s, C++ bf16 = {b['images_per_s'] / q['images_per_s']:.2f} x that")
 PY
     fi
   done

@@ -1,7 +1,8 @@
 #pragma once
 
-// Fused CPU kernels for the element-wise layers of face backbones (private to the library).
-// Each falls back to ATen for inputs it does not handle (other devices, dtypes or shapes).
+// Fused CPU kernels for the element-wise layers of face backbones (private to the library), on
+// fp32 or bf16 activations with fp32 parameters. Each falls back to ATen for inputs it does not
+// handle (other devices, dtypes or shapes).
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/pimpl.h>

@@ -2,7 +2,8 @@
 // and reorders each operand into oneDNN's blocked layout for every call: six activation-sized
 // copies per convolution per step, about a seventh of an IR-ResNet18 step on AVX2. Calling
 // oneDNN directly keeps the forward's blocked input for the weight gradient and converts the
-// output gradient once for both gradients.
+// output gradient once for both gradients. Under bf16 autocast it computes in bf16 from the fp32
+// weights and returns their gradient in fp32, without ATen's casts of weights and gradients.
 #include "models/onednn_conv.h"
 
 #include <ATen/Context.h>
@@ -12,6 +13,8 @@
 #include <dnnl.hpp>
 #include <optional>
 
+#include "arcface/system.h"
+
 namespace arcface {
 
 namespace {
@@ -19,28 +22,31 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 using dims = dnnl::memory::dims;
+using dtype = dnnl::memory::data_type;
 
 dnnl::engine& engine() {
   static dnnl::engine cpu(dnnl::engine::kind::cpu, 0);
   return cpu;
 }
 
-dnnl::memory::desc any_layout(const dims& shape) {
-  return {shape, dnnl::memory::data_type::f32, dnnl::memory::format_tag::any};
+dtype type_of(at::ScalarType t) { return t == at::kBFloat16 ? dtype::bf16 : dtype::f32; }
+
+dnnl::memory::desc any_layout(const dims& shape, dtype type) {
+  return {shape, type, dnnl::memory::format_tag::any};
 }
 
-dnnl::memory::desc plain_layout(const dims& shape) {
-  return {shape, dnnl::memory::data_type::f32, dnnl::memory::format_tag::abcd};
+dnnl::memory::desc plain_layout(const dims& shape, dtype type) {
+  return {shape, type, dnnl::memory::format_tag::abcd};
 }
 
 /// A contiguous [N, C, H, W] or [O, I, kH, kW] tensor as oneDNN memory.
 dnnl::memory plain(const at::Tensor& t) {
-  return {plain_layout(t.sizes().vec()), engine(), t.data_ptr()};
+  return {plain_layout(t.sizes().vec(), type_of(t.scalar_type())), engine(), t.data_ptr()};
 }
 
 /// Memory in `desc`'s layout backed by a new ATen buffer, kept alive by `storage`.
 dnnl::memory allocate(const dnnl::memory::desc& desc, at::Tensor& storage) {
-  storage = at::empty({static_cast<int64_t>(desc.get_size() / sizeof(float))}, torch::kFloat32);
+  storage = at::empty({static_cast<int64_t>(desc.get_size())}, torch::kUInt8);
   return {desc, engine(), storage.data_ptr()};
 }
 
@@ -68,29 +74,32 @@ void into_plain(const at::Tensor& out, const dnnl::memory::desc& desc, dnnl::str
   dnnl::reorder(blocked, target).execute(stream, blocked, target);
 }
 
-/// A convolution's shapes: enough to rebuild its primitive descriptors in the backward.
+/// A convolution's shapes and the type it computes in (activations and weights; the weight
+/// gradient is always fp32): enough to rebuild its primitive descriptors in the backward.
 struct Geometry {
   dims src, weights, dst, strides, padding;
+  dtype type;
 
-  Geometry(const dims& src, const dims& weights, int64_t stride, int64_t pad)
-      : src(src), weights(weights), strides{stride, stride}, padding{pad, pad} {
+  Geometry(const dims& src, const dims& weights, int64_t stride, int64_t pad, dtype type)
+      : src(src), weights(weights), strides{stride, stride}, padding{pad, pad}, type(type) {
     auto out = [&](int64_t in, int64_t k) { return (in + 2 * pad - k) / stride + 1; };
     dst = {src[0], weights[0], out(src[2], weights[2]), out(src[3], weights[3])};
   }
 
   dnnl::convolution_forward::primitive_desc forward() const {
     return {{dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-             any_layout(src), any_layout(weights), any_layout(dst), strides, padding, padding},
+             any_layout(src, type), any_layout(weights, type), any_layout(dst, type), strides,
+             padding, padding},
             engine()};
   }
 };
 
 struct ConvFunction : torch::autograd::Function<ConvFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
-                            int64_t stride, int64_t pad) {
-    auto x = input.contiguous();
-    auto w = weight.contiguous();
-    const Geometry g(x.sizes().vec(), w.sizes().vec(), stride, pad);
+                            int64_t stride, int64_t pad, at::ScalarType compute) {
+    auto x = input.to(compute).contiguous();
+    auto w = weight.to(compute).contiguous();
+    const Geometry g(x.sizes().vec(), w.sizes().vec(), stride, pad, type_of(compute));
     const auto pd = g.forward();
     dnnl::stream stream(engine());
     at::Tensor src_storage, weights_storage;
@@ -108,17 +117,19 @@ struct ConvFunction : torch::autograd::Function<ConvFunction> {
     ctx->saved_data["src_sizes"] = x.sizes().vec();
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["pad"] = pad;
+    ctx->saved_data["input_type"] = input.scalar_type();
     ctx->save_for_backward({w});
     return y;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
-    const tensor_list none(4);
+    const tensor_list none(5);
     if (!grads[0].defined()) return none;
-    auto dy = grads[0].contiguous();
-    const auto w = ctx->get_saved_variables()[0];
+    const auto w = ctx->get_saved_variables()[0];  // in the type computed in
+    auto dy = grads[0].to(w.scalar_type()).contiguous();
     const Geometry g(ctx->saved_data["src_sizes"].toIntVector(), w.sizes().vec(),
-                     ctx->saved_data["stride"].toInt(), ctx->saved_data["pad"].toInt());
+                     ctx->saved_data["stride"].toInt(), ctx->saved_data["pad"].toInt(),
+                     type_of(w.scalar_type()));
     const auto fwd = g.forward();
     dnnl::stream stream(engine());
     const auto diff_dst_plain = plain(dy);
@@ -133,8 +144,9 @@ struct ConvFunction : torch::autograd::Function<ConvFunction> {
     at::Tensor dx, dw;
     if (ctx->needs_input_grad(0)) {
       const dnnl::convolution_backward_data::primitive_desc pd(
-          {dnnl::algorithm::convolution_direct, any_layout(g.src), any_layout(g.weights),
-           any_layout(g.dst), g.strides, g.padding, g.padding},
+          {dnnl::algorithm::convolution_direct, any_layout(g.src, g.type),
+           any_layout(g.weights, g.type), any_layout(g.dst, g.type), g.strides, g.padding,
+           g.padding},
           engine(), fwd);
       at::Tensor weights_storage;
       auto weights = in_layout(plain(w), pd.weights_desc(), weights_storage, stream);
@@ -145,20 +157,23 @@ struct ConvFunction : torch::autograd::Function<ConvFunction> {
                                                              {DNNL_ARG_WEIGHTS, weights},
                                                              {DNNL_ARG_DIFF_SRC, diff_src}});
       });
+      stream.wait();
+      dx = dx.to(ctx->saved_data["input_type"].toScalarType());
     }
     if (ctx->needs_input_grad(1)) {
       const dnnl::convolution_backward_weights::primitive_desc pd(
-          {dnnl::algorithm::convolution_direct, any_layout(g.src), any_layout(g.weights),
-           any_layout(g.dst), g.strides, g.padding, g.padding},
+          {dnnl::algorithm::convolution_direct, any_layout(g.src, g.type),
+           any_layout(g.weights, dtype::f32), any_layout(g.dst, g.type), g.strides, g.padding,
+           g.padding},
           engine(), fwd);
       const auto saved = ctx->saved_data["src"].toTensor();
       const dnnl::memory kept(
-          ctx->saved_data["src_blocked"].toBool() ? fwd.src_desc() : plain_layout(g.src), engine(),
-          saved.data_ptr());
+          ctx->saved_data["src_blocked"].toBool() ? fwd.src_desc() : plain_layout(g.src, g.type),
+          engine(), saved.data_ptr());
       at::Tensor src_storage;
       auto src = in_layout(kept, pd.src_desc(), src_storage, stream);
       auto diff = diff_dst_in(pd.diff_dst_desc());
-      dw = at::empty(g.weights, dy.options());
+      dw = at::empty(g.weights, dy.options().dtype(torch::kFloat32));
       into_plain(dw, pd.diff_weights_desc(), stream, [&](dnnl::memory& diff_weights) {
         dnnl::convolution_backward_weights(pd).execute(stream,
                                                        {{DNNL_ARG_SRC, src},
@@ -167,7 +182,7 @@ struct ConvFunction : torch::autograd::Function<ConvFunction> {
       });
     }
     stream.wait();
-    return {dx, dw, at::Tensor(), at::Tensor()};
+    return {dx, dw, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -178,17 +193,24 @@ at::Tensor conv2d(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
   const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
   const auto& stride = *o.stride();
   const auto& dilation = *o.dilation();
-  const bool direct = torch::GradMode::is_enabled() && conv.weight.requires_grad() &&
-                      x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 4 &&
-                      x.is_contiguous() && x.size(1) == conv.weight.size(1) &&
-                      conv.weight.scalar_type() == torch::kFloat32 && !conv.bias.defined() &&
-                      o.groups() == 1 && padding && (**padding)[0] == (**padding)[1] &&
-                      stride[0] == stride[1] && dilation[0] == 1 && dilation[1] == 1 &&
-                      c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) &&
-                      at::globalContext().userEnabledMkldnn() && !at::autocast::is_cpu_enabled();
+  // Under bf16 autocast, on CPUs that compute bf16 natively (elsewhere oneDNN would emulate it).
+  static const bool native_bf16 = cpu_has_native_bf16();
+  const auto compute =
+      at::autocast::is_cpu_enabled() ? at::autocast::get_autocast_cpu_dtype() : torch::kFloat32;
+  const bool typed = compute == torch::kFloat32 ? x.scalar_type() == torch::kFloat32
+                                                : compute == torch::kBFloat16 && native_bf16 &&
+                                                      (x.scalar_type() == torch::kFloat32 ||
+                                                       x.scalar_type() == torch::kBFloat16);
+  const bool direct =
+      torch::GradMode::is_enabled() && conv.weight.requires_grad() && x.device().is_cpu() &&
+      typed && x.dim() == 4 && x.is_contiguous() && x.size(1) == conv.weight.size(1) &&
+      conv.weight.scalar_type() == torch::kFloat32 && !conv.bias.defined() && o.groups() == 1 &&
+      padding && (**padding)[0] == (**padding)[1] && stride[0] == stride[1] && dilation[0] == 1 &&
+      dilation[1] == 1 && c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) &&
+      at::globalContext().userEnabledMkldnn();
   // Anything else, a mismatched input included, goes to ATen and its own error messages.
   if (!direct) return conv.forward(x);
-  return ConvFunction::apply(x, conv.weight, stride[0], (**padding)[0]);
+  return ConvFunction::apply(x, conv.weight, stride[0], (**padding)[0], compute);
 }
 
 }  // namespace arcface
