@@ -58,6 +58,11 @@ __m128 load4(const bf16* p) {
   const __m128i half = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
   return _mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), half));
 }
+// positive ? v : k * v per lane: the PReLU select, which keeps NaNs and signed zeros as ATen does.
+__m128 slope_where_not(__m128 positive, __m128 v, __m128 k) {
+  return _mm_or_ps(_mm_and_ps(positive, v), _mm_andnot_ps(positive, _mm_mul_ps(k, v)));
+}
+
 void store4(float* p, __m128 v) { _mm_storeu_ps(p, v); }
 void store4(bf16* p, __m128 v) {
   // Rounded to nearest even and NaN kept a NaN, as c10::BFloat16's conversion does.
@@ -82,13 +87,11 @@ void prelu_forward(const T* xs, const float* ws, bool shared, const Planes& p, T
       T* yp = ys + plane * p.size;
       int64_t i = 0;
 #ifdef __SSE2__
-      // y = x > 0 ? x : a * x as a select, which keeps NaNs and signed zeros as ATen does.
       const __m128 va = _mm_set1_ps(a), zero = _mm_setzero_ps();
       for (; i + 4 <= p.size; i += 4) {
         const __m128 v = load4(xp + i);
         const __m128 positive = _mm_cmpgt_ps(v, zero);
-        store4(yp + i,
-               _mm_or_ps(_mm_and_ps(positive, v), _mm_andnot_ps(positive, _mm_mul_ps(va, v))));
+        store4(yp + i, slope_where_not(positive, v, va));
       }
 #endif
       for (; i < p.size; ++i) {
@@ -118,8 +121,7 @@ void prelu_backward(const T* xs, const T* gs, const float* ws, bool shared, cons
         const __m128 v = load4(xp + i), d = load4(gp + i);
         const __m128 positive = _mm_cmpgt_ps(v, zero);
         // dx = x > 0 ? g : a * g;  dw += x > 0 ? 0 : g * x
-        store4(dxp + i,
-               _mm_or_ps(_mm_and_ps(positive, d), _mm_andnot_ps(positive, _mm_mul_ps(va, d))));
+        store4(dxp + i, slope_where_not(positive, d, va));
         acc = _mm_add_ps(acc, _mm_andnot_ps(positive, _mm_mul_ps(d, v)));
       }
       sum = lane_sum(acc);
@@ -317,8 +319,7 @@ void affine_prelu(const T* xs, const Affine& f, const Planes& p, T* zs) {
       for (; i + 4 <= p.size; i += 4) {
         const __m128 y = _mm_add_ps(_mm_mul_ps(load4(xp + i), vs), vt);
         const __m128 positive = _mm_cmpgt_ps(y, zero);
-        store4(zp + i,
-               _mm_or_ps(_mm_and_ps(positive, y), _mm_andnot_ps(positive, _mm_mul_ps(vk, y))));
+        store4(zp + i, slope_where_not(positive, y, vk));
       }
 #endif
       for (; i < p.size; ++i) {
@@ -350,8 +351,7 @@ void backward_sums(const T* xs, const T* gs, const Affine& f, const float* ms, c
         const __m128 xv = load4(xp + i), g = load4(gp + i);
         const __m128 y = _mm_add_ps(_mm_mul_ps(xv, vs), vt);
         const __m128 positive = _mm_cmpgt_ps(y, zero);
-        const __m128 dy =
-            _mm_or_ps(_mm_and_ps(positive, g), _mm_andnot_ps(positive, _mm_mul_ps(vk, g)));
+        const __m128 dy = slope_where_not(positive, g, vk);
         acc_dy = _mm_add_ps(acc_dy, dy);
         acc_dyx = _mm_add_ps(acc_dyx, _mm_mul_ps(dy, _mm_sub_ps(xv, vm)));
         acc_da = _mm_add_ps(acc_da, _mm_andnot_ps(positive, _mm_mul_ps(g, y)));
@@ -394,8 +394,7 @@ void backward_dx(const T* xs, const T* gs, const Affine& f, const float* A, cons
       for (; i + 4 <= p.size; i += 4) {
         const __m128 xv = load4(xp + i), g = load4(gp + i);
         const __m128 positive = _mm_cmpgt_ps(_mm_add_ps(_mm_mul_ps(xv, vs), vt), zero);
-        const __m128 dy =
-            _mm_or_ps(_mm_and_ps(positive, g), _mm_andnot_ps(positive, _mm_mul_ps(vk, g)));
+        const __m128 dy = slope_where_not(positive, g, vk);
         store4(dxp + i, _mm_add_ps(_mm_add_ps(_mm_mul_ps(va, dy), _mm_mul_ps(vb, xv)), vc));
       }
 #endif
