@@ -62,6 +62,8 @@ TEST(Config, UnknownKeysWrongTypesAndBadValuesAreNamed) {
   EXPECT_NE(e.find("'training.lr'"), std::string::npos) << e;
   e = error_of("data:\n  channels: 2\n");
   EXPECT_NE(e.find("'data.channels'"), std::string::npos) << e;
+  e = error_of("data:\n  random_gray: 1.5\n");
+  EXPECT_NE(e.find("'data.random_gray'"), std::string::npos) << e;
   e = error_of("training: [1, 2\n");
   EXPECT_NE(e.find("YAML syntax error"), std::string::npos) << e;
   EXPECT_THROW(load_config("/nonexistent.yaml"), Error);

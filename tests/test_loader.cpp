@@ -94,6 +94,37 @@ TEST(Loader, NormalisesAsTheConfigSays) {
   EXPECT_EQ(batch.labels[0].item<int64_t>(), s.labels[0]);
 }
 
+TEST(Loader, RandomGrayShowsSomeColourImagesAsTheirLuma) {
+  auto s = sample_set();
+  Preprocess rgb;
+  rgb.input_size = 64;
+  rgb.color = Color::RGB;
+  auto o = training_options(/*cache=*/true);
+  o.random_flip = false;
+  o.random_gray = 0.5;
+  o.progress = false;
+  Loader loader(s.source, s.labels, rgb, o);
+  const auto batches = epoch(loader, 0);
+  int64_t gray = 0, colour = 0;
+  for (const auto& b : batches) {
+    for (int64_t k = 0; k < b.images.size(0); ++k) {
+      const auto image = b.images[k];
+      const size_t i = static_cast<size_t>(b.indices[k]);
+      const cv::Mat decoded = load_image(s.source.root / s.source.names[i], rgb);
+      const cv::Mat& expected = torch::equal(image[0], image[1]) && torch::equal(image[1], image[2])
+                                    ? (++gray, desaturate(decoded, Color::RGB))
+                                    : (++colour, decoded);
+      std::vector<float> want(3 * 64 * 64);
+      write_tensor(expected, rgb, 0, 0, false, want.data());
+      EXPECT_TRUE(torch::equal(image, torch::from_blob(want.data(), {3, 64, 64})))
+          << s.source.names[i];
+    }
+  }
+  // 272 draws at one half: far outside 100..172 only with probability < 1e-5.
+  EXPECT_GT(gray, 100);
+  EXPECT_GT(colour, 100);
+}
+
 TEST(Loader, CorruptImageNamesTheFile) {
   const auto dir = test::temp_dir("loader_bad");
   std::filesystem::create_directories(dir / "p");

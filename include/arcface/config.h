@@ -68,6 +68,7 @@ struct DataConfig {
   std::vector<double> std{0.5};
   bool random_flip = true;
   bool random_crop = true;  // random input_size crop of the resized image (centre crop at test)
+  double random_gray = 0;   // chance that a colour image is shown as a grayscale photo
   int64_t workers = 1;      // decoding threads
   bool cache = true;        // keep decoded images in memory (small sets: decode once)
 };

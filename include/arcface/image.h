@@ -35,6 +35,10 @@ struct Preprocess {
 /// "128x128 gray, resize 128, (x/255 - mean 0.5) / std 0.5", for reports and logs.
 std::string describe(const Preprocess& p);
 
+/// A colour image (`color` RGB or BGR) as a grayscale photo decoded in colour looks: its luma
+/// in all three channels.
+cv::Mat desaturate(const cv::Mat& image, Color color);
+
 /// Reads an image file as OpenCV does (BGR, or gray for Color::Gray), unresized. Throws an
 /// Error naming the file when it is missing, unreadable or not an image.
 cv::Mat read_image(const fs::path& path, Color color);

@@ -22,6 +22,7 @@ struct LoaderOptions {
   bool drop_last = false;
   bool random_flip = false;
   bool random_crop = false;  // otherwise the centre crop
+  double random_gray = 0;    // chance that a colour image is shown as a grayscale photo
   int64_t workers = 1;       // decoding threads
   bool cache = false;        // decode every image once, up front, and keep it
   bool progress = true;      // a progress bar while filling the cache

@@ -129,6 +129,14 @@ void write_tensor(const cv::Mat& image, const Preprocess& pre, int x, int y, boo
   }
 }
 
+cv::Mat desaturate(const cv::Mat& image, Color color) {
+  if (color == Color::Gray) throw Error("desaturate: the image is grayscale already");
+  cv::Mat luma, out;
+  cv::cvtColor(image, luma, color == Color::RGB ? cv::COLOR_RGB2GRAY : cv::COLOR_BGR2GRAY);
+  cv::cvtColor(luma, out, cv::COLOR_GRAY2BGR);
+  return out;
+}
+
 std::string describe(const Preprocess& p) {
   return fmt::format("{0}x{0} {1}, resize {2}, (x/255 - mean {3}) / std {4}", p.input_size,
                      to_string(p.color), p.load_size(), fmt::join(p.mean, "/"),

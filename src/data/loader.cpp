@@ -159,7 +159,10 @@ Batch Loader::make_batch(int64_t batch) const {
       y = static_cast<int>(rng.below(load - s + 1));
     }
     const bool flip = options_.random_flip && rng.uniform() < 0.5;
-    write_tensor(image(index), pre_, x, y, flip, out.images.data_ptr<float>() + k * c * s * s);
+    // Drawn only when asked for, so the crops and flips of other runs stay as they were.
+    const bool gray = options_.random_gray > 0 && c == 3 && rng.uniform() < options_.random_gray;
+    const cv::Mat& shown = gray ? desaturate(image(index), pre_.color) : image(index);
+    write_tensor(shown, pre_, x, y, flip, out.images.data_ptr<float>() + k * c * s * s);
     if (!labels_.empty()) out.labels.data_ptr<int64_t>()[k] = labels_[index];
     out.indices.push_back(index);
   }

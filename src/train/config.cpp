@@ -60,6 +60,7 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("data.std", c.data.std);
   v("data.random_flip", c.data.random_flip);
   v("data.random_crop", c.data.random_crop);
+  v("data.random_gray", c.data.random_gray);
   v("data.workers", c.data.workers);
   v("data.cache", c.data.cache);
   v("val.root", c.val.root);
@@ -253,6 +254,8 @@ void check_values(const TrainConfig& c) {
   for (double s : c.data.std) {
     require(s > 0, "data.std", fmt::format("{}", c.data.std), "values must be > 0");
   }
+  require(c.data.random_gray >= 0 && c.data.random_gray <= 1, "data.random_gray",
+          c.data.random_gray, "must be between 0 and 1");
   require(c.data.workers >= 1, "data.workers", c.data.workers, "must be >= 1");
   require(c.val.interval >= 1, "val.interval", c.val.interval, "must be >= 1");
   require(c.val.folds >= 1, "val.folds", c.val.folds, "must be >= 1");

@@ -340,6 +340,7 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
   lo.drop_last = tc.drop_last;
   lo.random_flip = config.data.random_flip;
   lo.random_crop = config.data.random_crop;
+  lo.random_gray = config.data.random_gray;
   lo.workers = config.data.workers;
   lo.cache = config.data.cache;
   lo.seed = tc.seed;
