@@ -138,6 +138,15 @@ TEST(Distill, TeacherTargetsComeFromTheCheckpointAndAreCached) {
   EXPECT_EQ(third.description.find("cached"), std::string::npos);
   EXPECT_FALSE(torch::allclose(first.embeddings, third.embeddings));
 
+  // Nor is the teacher in another precision, which gives nearly the same embeddings (a few
+  // images: without native bf16 it is emulated).
+  ImageSource few{source.root, {source.names.begin(), source.names.begin() + 16}, {}, {}};
+  const auto fp32 = teacher_targets(model, {}, few, eo, "cpu", cache);
+  const auto bf16 = teacher_targets(model, {}, few, eo, "cpu", cache, Precision::Bf16);
+  EXPECT_EQ(bf16.description.find("cached"), std::string::npos);
+  EXPECT_FALSE(torch::equal(bf16.embeddings, fp32.embeddings));
+  EXPECT_GT((bf16.embeddings * fp32.embeddings).sum(1).min().item<double>(), 0.99);
+
   // Neither is another input for a teacher that does not describe itself.
   ForeignModel other;
   other.preprocess.mean = {0.4};

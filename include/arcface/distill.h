@@ -43,9 +43,11 @@ struct TeacherTargets {
 /// Embeds every image of `source` with the teacher (its own preprocessing; `foreign`
 /// describes one that does not describe itself). With a `cache` path, the targets are read
 /// from it when it was made from the same teacher file and image list, and written otherwise.
+/// The teacher runs in `precision` (ONNX teachers in fp32).
 TeacherTargets teacher_targets(const fs::path& teacher, const ForeignModel& foreign,
                                const ImageSource& source, const EvalOptions& options,
-                               const std::string& device = "cpu", const fs::path& cache = {});
+                               const std::string& device = "cpu", const fs::path& cache = {},
+                               Precision precision = Precision::Fp32);
 
 /// Which examples [N] are hard by options.hard_rule (bool).
 /// `cosines` [N, C] are the student's cosines to the class centres (no margin),

@@ -39,7 +39,7 @@ namespace {
 // What the cached targets were made from: the same teacher file (by size and time), fed the
 // same way, and the same images in the same order, seen the same way.
 nlohmann::json cache_key(const fs::path& teacher, const ForeignModel& foreign,
-                         const ImageSource& source, FlipMode flip) {
+                         const ImageSource& source, FlipMode flip, Precision precision) {
   std::hash<std::string> hash;
   size_t names = 0;
   for (const auto& n : source.names) names = names * 31 + hash(n);
@@ -51,7 +51,8 @@ nlohmann::json cache_key(const fs::path& teacher, const ForeignModel& foreign,
           {"root", fs::absolute(source.root).string()},
           {"images", source.names.size()},
           {"names_hash", names},
-          {"flip", to_string(flip)}};
+          {"flip", to_string(flip)},
+          {"precision", to_string(precision)}};
 }
 
 fs::path key_path(const fs::path& cache) { return fs::path(cache.string() + ".json"); }
@@ -94,14 +95,17 @@ void write_cache(const fs::path& cache, const nlohmann::json& key, const Teacher
 
 TeacherTargets teacher_targets(const fs::path& teacher, const ForeignModel& foreign,
                                const ImageSource& source, const EvalOptions& options,
-                               const std::string& device, const fs::path& cache) {
+                               const std::string& device, const fs::path& cache,
+                               Precision precision) {
   if (!fs::exists(teacher)) {
     throw Error(fmt::format("distill.teacher '{}' does not exist", teacher.string()));
   }
-  const nlohmann::json key = cache_key(teacher, foreign, source, options.flip);
+  if (teacher.extension() == ".onnx") precision = Precision::Fp32;
+  const nlohmann::json key = cache_key(teacher, foreign, source, options.flip, precision);
   if (auto cached = read_cache(cache, key)) return *cached;
 
   Embedder embedder = Embedder::load(teacher, device, foreign);
+  embedder.precision(precision);
   TeacherTargets t;
   t.description = embedder.description();
   t.embeddings = embed_images(embedder, source, options).cpu();

@@ -372,9 +372,9 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     const auto t0 = Clock::now();
     TeacherTargets targets;
     try {
-      targets =
-          teacher_targets(d.teacher, teacher_input(config), ImageSource{data.root, names, {}, {}},
-                          eo, tc.device, writer ? dir / "teacher_embeddings.pt" : fs::path());
+      targets = teacher_targets(
+          d.teacher, teacher_input(config), ImageSource{data.root, names, {}, {}}, eo, tc.device,
+          writer ? dir / "teacher_embeddings.pt" : fs::path(), learner.precision());
     } catch (const Error& e) {
       // The loaders speak of the command-line options; here the config keys say the same.
       throw Error(fmt::format(
