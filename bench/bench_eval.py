@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 import arcface_models as am  # noqa: E402
-from bench_train import forward_macs, gemm_peak  # noqa: E402
+from bench_train import forward_macs  # noqa: E402
 
 
 def distinct_images(pairs_file):
@@ -73,7 +73,6 @@ def main():
     p.add_argument("--bf16", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    peak = gemm_peak()
     model, ck = am.load_checkpoint_backbone(a.model)
     pre = ck["preprocess"]
     names = distinct_images(a.pairs)
@@ -119,8 +118,6 @@ def main():
         "network_seconds": network, "decode_seconds": decode,
         "gflop_per_image": gflop_per_image,
         "network_gflops": len(names) * gflop_per_image / network,
-        "gemm_peak_gflops": peak,
-        "network_fraction_of_peak": len(names) * gflop_per_image / network / peak,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }))
 

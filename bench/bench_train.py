@@ -20,18 +20,6 @@ _sys.path.insert(0, _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), 
 import arcface_models as am  # noqa: E402
 
 
-def gemm_peak():
-    n = 2048
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = 0.0
-    for _ in range(5):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
-    return best
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--backbone", default="iresnet18")
@@ -45,7 +33,6 @@ def main():
     p.add_argument("--bf16", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    peak = gemm_peak()
     torch.manual_seed(0)
     net = am.build_backbone(a.backbone, a.input_size, a.channels, 512)
     head = am.ArcMargin(512, a.classes)
@@ -80,8 +67,7 @@ def main():
                       "batch": a.batch_size, "classes": a.classes, "threads": torch.get_num_threads(),
                       "allocator": "jemalloc" if "jemalloc" in preload else "glibc malloc",
                       "precision": "bf16" if a.bf16 else "fp32",
-                      "images_per_s": ips, "gflop_per_image": gflop, "gflops": ips * gflop,
-                      "gemm_peak_gflops": peak, "fraction_of_peak": ips * gflop / peak}))
+                      "images_per_s": ips, "gflop_per_image": gflop, "gflops": ips * gflop}))
 
 
 def forward_macs(net, a):

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake pkg-config
   libtorch-dev libgloo-dev libdnnl-dev libopenblas0-openmp libjemalloc-dev
-  libopencv-dev libdlib-dev libdlib-data
+  libopencv-dev libturbojpeg0-dev libdlib-dev libdlib-data
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
   libplplot-dev plplot-driver-cairo
   libgtest-dev libbenchmark-dev

@@ -1,5 +1,6 @@
 #include "arcface/config.h"
 #include "arcface/error.h"
+#include "arcface/names.h"
 #include "test_util.h"
 
 namespace arcface {
@@ -110,6 +111,83 @@ TEST(Config, DistillKeysAreChecked) {
   EXPECT_NE(e.find("'distill.hard_rule' = margin is invalid: margin needs a margin head"),
             std::string::npos)
       << e;
+}
+
+}  // namespace
+}  // namespace arcface
+
+namespace arcface {
+namespace {
+
+// Means and stds apply to 0..1 pixels; insightface's 0..255 values are refused with the 0..1
+// equivalent, in the config and for distillation teachers alike.
+TEST(Config, NormalisationOnZeroTo255PixelsIsRefused) {
+  auto message = error_of("data: {channels: 3, mean: [127.5, 127.5, 127.5], std: 0.5}");
+  EXPECT_NE(message.find("config key 'data.mean' = 127.5,127.5,127.5 is outside [0, 1]"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("that is 0.5,0.5,0.5"), std::string::npos) << message;
+  message = error_of("data: {std: 128}");
+  EXPECT_NE(message.find("config key 'data.std' = 128 is outside (0, 1]"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("that is 0.50196"), std::string::npos) << message;
+  message = error_of("data: {std: 0}");
+  EXPECT_NE(message.find("outside (0, 1]"), std::string::npos) << message;
+  message = error_of("distill: {teacher_mean: [-1]}");
+  EXPECT_NE(message.find("distill.teacher_mean"), std::string::npos) << message;
+  EXPECT_EQ(error_of("data: {channels: 3, mean: [0.485, 0.456, 0.406], std: [1, 1, 1]}"), "");
+}
+
+TEST(Config, BadImagesPolicyIsChecked) {
+  EXPECT_EQ(error_of("data: {bad_images: skip}"), "");
+  const auto message = error_of("data: {bad_images: ignore}");
+  EXPECT_NE(message.find("data.bad_images"), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace arcface
+
+namespace arcface {
+namespace {
+
+// Each named choice has one table: every name parses back to its value, and the config
+// check names the key with the table's list.
+TEST(Config, NamedChoicesComeFromOneTable) {
+  for (auto v : {Color::RGB, Color::BGR, Color::Gray}) EXPECT_EQ(parse_color(to_string(v)), v);
+  for (auto v : {FlipMode::None, FlipMode::Concat, FlipMode::Sum}) {
+    EXPECT_EQ(parse_flip_mode(to_string(v)), v);
+  }
+  for (auto v : {MarginType::Arc, MarginType::Cos, MarginType::Softmax}) {
+    EXPECT_EQ(parse_margin_type(to_string(v)), v);
+  }
+  EXPECT_EQ(parse_margin_type("cosface"), MarginType::Cos);
+  EXPECT_EQ(parse_color("grey"), Color::Gray);
+  EXPECT_EQ(expected_names<Precision>(), "auto, fp32 or bf16");
+  EXPECT_THROW(parse_name<OptimizerType>("lbfgs"), Error);
+  auto message = error_of("training: {optimizer: lbfgs}");
+  EXPECT_NE(message.find("config key 'training.optimizer' = lbfgs is invalid: must be sgd or adam"),
+            std::string::npos)
+      << message;
+  message = error_of("val: {flip: mirror}");
+  EXPECT_NE(message.find("'val.flip' = mirror is invalid: must be concat, sum or none"),
+            std::string::npos)
+      << message;
+  message = error_of("model: {backbone: alexnet}");
+  EXPECT_NE(message.find("config key 'model.backbone': unknown backbone 'alexnet'"),
+            std::string::npos)
+      << message;
+}
+
+// The backbone's input rule is checked at load and names the key.
+TEST(Config, InputSizeIsCheckedForTheBackbone) {
+  auto message = error_of("model: {backbone: mobilefacenet}\ndata: {input_size: 40}");
+  EXPECT_NE(message.find("config key 'data.input_size' = 40 is invalid: mobilefacenet takes an "
+                         "input size that is a multiple of 16 and >= 32"),
+            std::string::npos)
+      << message;
+  message = error_of("model: {backbone: inception_resnet_v1}\ndata: {input_size: 64}");
+  EXPECT_NE(message.find(">= 80, not 64"), std::string::npos) << message;
+  EXPECT_EQ(error_of("model: {backbone: inception_resnet_v1}\ndata: {input_size: 96}"), "");
 }
 
 }  // namespace

@@ -93,15 +93,24 @@ TEST_F(Evaluate, EmbeddingsFiles) {
   auto d = embedder.embed(std::vector<cv::Mat>{cv::Mat(48, 48, CV_8UC3, cv::Scalar(1, 2, 3)),
                                                cv::Mat(60, 60, CV_8UC1, cv::Scalar(9))});
   const auto dir = test::temp_dir("embeddings");
-  save_embeddings(dir / "e.npy", {"a.jpg", "b.jpg"}, d);
+  const auto meta = embedding_meta(embedder, FlipMode::None);
+  save_embeddings(dir / "e.npy", {"a.jpg", "b.jpg"}, d, meta);
   EXPECT_EQ(fs::file_size(dir / "e.npy"), 128u + 2 * 128 * 4);
   std::ifstream paths(dir / "e.npy.paths.txt");
   std::string first;
   paths >> first;
   EXPECT_EQ(first, "a.jpg");
-  save_embeddings(dir / "e.csv", {"a.jpg", "b.jpg"}, d);
-  save_embeddings(dir / "e.json", {"a.jpg", "b.jpg"}, d);
-  EXPECT_THROW(save_embeddings(dir / "e.txt", {"a.jpg", "b.jpg"}, d), Error);
+  // The precision travels with every file: bf16 and fp32 descriptors differ by up to 5e-3.
+  std::ifstream side(dir / "e.npy.meta.json");
+  EXPECT_EQ(nlohmann::json::parse(side).at("precision"), to_string(embedder.precision()));
+  save_embeddings(dir / "e.csv", {"a.jpg", "b.jpg"}, d, meta);
+  EXPECT_TRUE(fs::exists(dir / "e.csv.meta.json"));
+  save_embeddings(dir / "e.json", {"a.jpg", "b.jpg"}, d, meta);
+  std::ifstream json(dir / "e.json");
+  const auto j = nlohmann::json::parse(json);
+  EXPECT_EQ(j.at("meta").at("precision"), to_string(embedder.precision()));
+  EXPECT_EQ(j.at("embeddings").size(), 2u);
+  EXPECT_THROW(save_embeddings(dir / "e.txt", {"a.jpg", "b.jpg"}, d, meta), Error);
   EXPECT_THROW(Embedder::load(dir / "missing.pt"), Error);
 }
 

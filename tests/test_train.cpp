@@ -14,6 +14,7 @@
 #include "arcface/error.h"
 #include "arcface/trainer.h"
 #include "test_util.h"
+#include "train/trainer_steps.h"
 
 namespace arcface {
 namespace {
@@ -257,6 +258,55 @@ TEST(Train, BadInputsAreNamed) {
   config = tiny_config(dir, 1);
   config.training.optimizer = "lbfgs";
   EXPECT_NE(train_error(config).find("training.optimizer"), std::string::npos);
+}
+
+TEST(Train, DamagedImagesAreNamedOrSkippedAndListed) {
+  const auto dir = test::temp_dir("train_damaged");
+  auto config = tiny_config(dir, 1);
+  // One image of the list cut short, as a failed copy leaves it.
+  const Dataset data = read_train_list(config.data.train_list, config.data.train_root);
+  fs::create_directories(dir / "root");
+  for (const auto& s : data.samples) {
+    fs::create_directories((dir / "root" / s.path).parent_path());
+    fs::copy_file(data.root / s.path, dir / "root" / s.path);
+  }
+  const std::string cut = data.samples[5].path;
+  fs::resize_file(dir / "root" / cut, 700);
+  config.data.train_root = (dir / "root").string();
+  try {
+    training_images(config);
+    FAIL() << "a truncated training image was accepted";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("1 images of train list"), std::string::npos) << message;
+    EXPECT_NE(message.find(cut + "' is damaged"), std::string::npos) << message;
+    EXPECT_NE(message.find("data.bad_images: skip"), std::string::npos) << message;
+  }
+  config.data.bad_images = "skip";
+  const auto images = training_images(config);
+  ASSERT_EQ(images.skipped.size(), 1u);
+  EXPECT_EQ(images.skipped[0].name, cut);
+  EXPECT_EQ(images.names.size(), data.samples.size() - 1);
+  EXPECT_EQ(images.labels.size(), images.names.size());
+  EXPECT_EQ(std::count(images.names.begin(), images.names.end(), cut), 0);
+  // A run without it lists and counts it.
+  train(config, quiet());
+  std::ifstream history(dir / "history.json");
+  EXPECT_EQ(nlohmann::json::parse(history)[0].at("bad_images_skipped"), 1);
+  EXPECT_NE(bytes_of(dir / "bad_images.txt").find(cut), std::string::npos);
+}
+
+TEST(Train, BestCheckpointPolicy) {
+  auto epoch = [](const std::string& metric, double value, int epoch) {
+    return nlohmann::json{{"metric", metric}, {"value", value}, {"epoch", epoch}};
+  };
+  EXPECT_TRUE(beats(epoch("train_accuracy", 0.1, 1), nlohmann::json::object()));
+  EXPECT_TRUE(beats(epoch("train_accuracy", 0.5, 2), epoch("train_accuracy", 0.4, 1)));
+  EXPECT_FALSE(beats(epoch("train_accuracy", 0.4, 2), epoch("train_accuracy", 0.4, 1)));
+  // A validated epoch replaces any training accuracy, and only a validated epoch replaces it.
+  EXPECT_TRUE(beats(epoch("val_accuracy_10fold", 0.6, 5), epoch("train_accuracy", 0.99, 4)));
+  EXPECT_FALSE(beats(epoch("train_accuracy", 0.99, 6), epoch("val_accuracy_10fold", 0.6, 5)));
+  EXPECT_TRUE(beats(epoch("val_accuracy_10fold", 0.7, 10), epoch("val_accuracy_10fold", 0.6, 5)));
 }
 
 TEST(Train, InterruptSignalSavesAResumableCheckpoint) {

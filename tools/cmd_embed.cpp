@@ -56,9 +56,10 @@ void add_embed(CLI::App& app) {
     eo.batch_size = args->batch_size;
     const auto names = source.names;
     const auto descriptors = embed_images(embedder, std::move(source), eo);
-    save_embeddings(args->out, names, descriptors);
-    fmt::print("Wrote {} descriptors of {} values to {}\n", descriptors.size(0),
-               descriptors.size(1), args->out);
+    save_embeddings(args->out, names, descriptors, embedding_meta(embedder, eo.flip));
+    fmt::print("Wrote {} descriptors of {} values to {} ({}, {}, flip {})\n", descriptors.size(0),
+               descriptors.size(1), args->out, embedder.description(),
+               to_string(embedder.precision()), args->flip);
   });
 }
 

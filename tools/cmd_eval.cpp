@@ -4,7 +4,6 @@
 #include "arcface/error.h"
 #include "arcface/evaluate.h"
 #include "arcface/report.h"
-#include "arcface/system.h"
 #include "commands.h"
 #include "model_args.h"
 
@@ -41,7 +40,8 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--align-size", args->align.height, "with --preprocess: the aligned crop size")
       ->capture_default_str();
   add_detector_options(cmd, args->align.detector);
-  cmd->add_flag("--skip-missing", args->skip_missing, "drop pairs whose images are missing");
+  cmd->add_flag("--skip-missing,--skip-bad", args->skip_missing,
+                "drop the pairs of missing or damaged images (listed in the report)");
   cmd->add_flag("--no-progress", args->no_progress, "no progress bar");
   cmd->add_option("--out", args->out, "output directory")->capture_default_str();
   cmd->callback([args] {
@@ -57,19 +57,6 @@ void add_eval(CLI::App& app) {
     }
     if (pairs.format != PairsFormat::Bin && args->root.empty()) {
       throw Error("--root is needed for a pairs file that names image paths");
-    }
-    const size_t listed = pairs.pairs.size();
-    const auto missing = pairs.missing_images(args->root);
-    if (!missing.empty()) {
-      if (!args->skip_missing) {
-        throw Error(
-            fmt::format("{} images named by '{}' are missing under '{}', first '{}' (use "
-                        "--skip-missing to evaluate the rest)",
-                        missing.size(), args->pairs, args->root, missing.front()));
-      }
-      pairs.drop_images(missing);
-      fmt::print("      skipped {} pairs with {} missing images\n", listed - pairs.pairs.size(),
-                 missing.size());
     }
     fmt::print("      {} pairs ({} same, {} different), {} distinct images, {} format, {}\n",
                pairs.pairs.size(), pairs.positives(), pairs.pairs.size() - pairs.positives(),
@@ -97,7 +84,13 @@ void add_eval(CLI::App& app) {
           a.width, a.height);
       fmt::print("      detecting and aligning faces: {}\n", face_detection);
     }
-    const EvalResult r = evaluate_pairs(embedder, pairs, args->root, eo);
+    const Verification run = verify_pair_list(embedder, pairs, args->root, eo, args->skip_missing);
+    for (const auto& d : run.dropped) fmt::print("      dropped: {}\n", d.reason);
+    if (run.skipped_pairs > 0) {
+      fmt::print("      skipped {} pairs with {} missing or damaged images\n", run.skipped_pairs,
+                 run.dropped.size());
+    }
+    const EvalResult& r = run.result;
     const auto& m = r.metrics;
     fmt::print(
         "      Processing complete: {} pairs, {} images in {:.1f}s ({:.1f} img/s with flips: {})\n",
@@ -127,22 +120,8 @@ void add_eval(CLI::App& app) {
     fmt::print("      Different persons (negative): {:.4f} ± {:.4f}\n", m.neg.mean, m.neg.std);
     fmt::print("      Discriminative margin: {:.4f}\n", m.margin);
 
-    const auto sys = system_info();
-    EvalSummary s;
-    s.model = embedder.description();
-    s.root = args->root;
-    s.flip = args->flip;
-    s.preprocess = describe(embedder.preprocess());
-    s.images = r.images;
-    s.skipped_pairs = static_cast<int64_t>(listed - pairs.pairs.size());
-    s.face_detection = face_detection;
-    s.no_face_images = no_face;
-    s.seconds = r.seconds;
-    s.network_seconds = r.network_seconds;
-    s.wait_seconds = r.wait_seconds;
-    s.system = fmt::format("{} ({}), {} threads, {}, {}", sys.cpu_model, sys.cpu_flags, sys.threads,
-                           sys.allocator, to_string(embedder.precision()));
-    write_eval_report(args->out, pairs, r.scores, m, s);
+    const EvalSummary s = eval_summary(embedder, run, args->root, eo.flip, face_detection, no_face);
+    write_eval_report(args->out, run.pairs, r.scores, m, s);
     fmt::print("Report: {}/report.md (metrics.json, pair_scores.csv, roc.png, score_hist.png)\n",
                args->out);
   });

@@ -48,7 +48,8 @@ void add_verify(CLI::App& app) {
     const Color color = embedder.preprocess().color;
     const double score = Embedder::match(embedder.embed(read_image(args->a, color), mode),
                                          embedder.embed(read_image(args->b, color), mode));
-    fmt::print("score {:.4f} (threshold {:.4f}, flip {}): {}\n", score, threshold, flip,
+    fmt::print("score {:.4f} (threshold {:.4f}, flip {}, {}): {}\n", score, threshold, flip,
+               to_string(embedder.precision()),
                score >= threshold ? "same person" : "different people");
   });
 }

@@ -1,4 +1,6 @@
-// The `arcface` command: parses options into config structs and calls the library.
+// The `arcface` command: parses options into config structs and calls the library. Exit
+// status: 0 done, 1 the run failed (bad input, a runtime error), 2 the command line is wrong,
+// 130 stopped by a signal with a resumable checkpoint.
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -31,7 +33,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version end parsing too, with status 0.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::cerr << "error: " << e.what() << "\n(see arcface --help, or arcface COMMAND --help)"
+              << std::endl;
+    return 2;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::cerr << "\nerror: " << e.what() << std::endl;

@@ -2,20 +2,51 @@
 
 // The options every command that runs a model shares: the model file, the device, and for
 // ONNX models a description of their input.
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include <spdlog/fmt/fmt.h>
 #include <CLI/CLI.hpp>
 
+#include "arcface/config.h"
 #include "arcface/embedder.h"
+#include "arcface/error.h"
 #include "arcface/system.h"
 
 namespace arcface::cli {
 
+/// "0.5" or "0.485,0.456,0.406": one value for every channel or one per channel.
+inline std::vector<double> parse_channel_values(const std::string& text, const std::string& name) {
+  std::vector<double> values;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size()) {
+      throw Error(
+          fmt::format("{} '{}': '{}' is not a number (give one value or three, "
+                      "comma-separated)",
+                      name, text, item));
+    }
+    values.push_back(v);
+  }
+  if (values.size() != 1 && values.size() != 3) {
+    throw Error(fmt::format("{} '{}' has {} values: give one, or three comma-separated", name, text,
+                            values.size()));
+  }
+  return values;
+}
+
 struct ModelArgs {
   std::string model, device = "cpu", color = "rgb", backbone, precision = "auto";
   int64_t input_size = 112, resize = 0;
-  std::vector<double> mean{0.5}, std{0.5};
+  std::string mean = "0.5", std = "0.5";  // one value, or one per channel: 0.485,0.456,0.406
   int threads = 0;
 
   void add_to(CLI::App* cmd) {
@@ -42,10 +73,10 @@ struct ModelArgs {
     cmd->add_option("--color", color, "rgb, bgr or gray")
         ->capture_default_str()
         ->group("Foreign models");
-    cmd->add_option("--mean", mean, "per-channel mean on 0..1 pixels")
+    cmd->add_option("--mean", mean, "mean on 0..1 pixels: one value or r,g,b")
         ->capture_default_str()
         ->group("Foreign models");
-    cmd->add_option("--std", std, "per-channel std on 0..1 pixels")
+    cmd->add_option("--std", std, "std on 0..1 pixels: one value or r,g,b")
         ->capture_default_str()
         ->group("Foreign models");
   }
@@ -58,8 +89,9 @@ struct ModelArgs {
     p.input_size = input_size;
     p.resize = resize;
     p.color = parse_color(color);
-    p.mean = mean;
-    p.std = std;
+    p.mean = parse_channel_values(mean, "--mean");
+    p.std = parse_channel_values(std, "--std");
+    check_normalisation(p.mean, p.std, "--mean", "--std");
     const Precision wanted = parse_precision(precision);
     Embedder embedder = Embedder::load(model, device, foreign);
     embedder.precision(wanted);

@@ -7,6 +7,8 @@
 #include <torch/arg.h>
 #include <torch/nn/module.h>
 
+#include "arcface/names.h"
+
 namespace arcface {
 
 /// What the factory needs to build an embedding network. The same options are stored in a
@@ -42,12 +44,6 @@ class BackboneImpl : public torch::nn::Module {
 };
 
 using Backbone = std::shared_ptr<BackboneImpl>;
-
-/// The canonical name of a backbone ("resnet18" -> "resnet_face18"); throws for unknown names.
-std::string canonical_backbone_name(const std::string& name);
-
-/// The backbone names the factory knows.
-std::vector<std::string> backbone_names();
 
 /// The one factory: training, evaluation and export all build networks here. The options it
 /// returns in `options()` are resolved (canonical name, concrete dropout).

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,7 +13,6 @@
 #include "arcface/backbone.h"
 #include "arcface/head.h"
 #include "arcface/image.h"
-#include "arcface/optim.h"
 
 namespace arcface {
 
@@ -20,6 +20,10 @@ namespace fs = std::filesystem;
 
 /// Tensors by PyTorch name ("layer1.0.conv1.weight"), parameters and buffers alike.
 using StateDict = std::vector<std::pair<std::string, at::Tensor>>;
+
+/// Per-parameter optimizer state, keyed by the parameter's position (as in PyTorch's
+/// optimizer.state_dict()["state"]): momentum_buffer for SGD; step, exp_avg, exp_avg_sq for Adam.
+using OptimizerState = std::map<int64_t, std::map<std::string, at::Tensor>>;
 
 /// A module's parameters and buffers, detached copies on the CPU.
 StateDict state_dict(const torch::nn::Module& module);

@@ -71,6 +71,9 @@ struct DataConfig {
   double random_gray = 0;   // chance that a colour image is shown as a grayscale photo
   int64_t workers = 1;      // decoding threads
   bool cache = true;        // keep decoded images in memory (small sets: decode once)
+  // A missing, truncated or corrupt training image: error (naming every one) or skip (train
+  // without them; listed in the log and bad_images.txt, counted in history.json).
+  std::string bad_images = "error";
 };
 
 struct ValConfig {
@@ -126,8 +129,18 @@ TrainConfig load_config(const std::string& path, const std::vector<std::string>&
 TrainConfig parse_config(const std::string& yaml, const std::string& source,
                          const std::vector<std::string>& overrides = {});
 
+/// Checks every value once, naming its key: ranges, named choices against their tables, the
+/// backbone and its input size. load_config and train() both call it.
+void check_config(const TrainConfig& config);
+
 /// The resolved config, every key with its value.
 nlohmann::json config_to_json(const TrainConfig& config);
+
+/// Refuses a mean outside [0, 1] or a std outside (0, 1]: both apply to 0..1 pixel values, and
+/// a 0..255 value (insightface's 127.5) would silently ruin every embedding. The message names
+/// `mean_name` / `std_name` and gives the 0..1 equivalent.
+void check_normalisation(const std::vector<double>& mean, const std::vector<double>& std,
+                         const std::string& mean_name, const std::string& std_name);
 
 /// Every dotted key the config knows.
 std::vector<std::string> config_keys();

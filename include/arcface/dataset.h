@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "arcface/names.h"
+
 namespace arcface {
 
 namespace fs = std::filesystem;
@@ -50,11 +52,6 @@ void validate_dataset(const Dataset& data, int64_t num_classes, const std::strin
 
 // --- balanced subset selection (seed 000's create_train_list) ---
 
-enum class SelectOrder {
-  Name,   // the first K qualified people in name order (reproduces the seed's counts)
-  Count,  // the K people with most images, ties by name
-};
-
 struct SelectOptions {
   fs::path root;
   /// Sub-folders of `root`, each an identity-per-folder tree, taken together as one label
@@ -80,7 +77,5 @@ struct SelectResult {
 /// `max_per_class` images of each and shuffles, all with `seed`. Labels follow the people's
 /// names (with `sources`, "source/person") in the chosen order.
 SelectResult select_balanced(const SelectOptions& options);
-
-SelectOrder parse_select_order(const std::string& name);
 
 }  // namespace arcface

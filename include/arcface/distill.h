@@ -8,19 +8,11 @@
 #include "arcface/embedder.h"
 #include "arcface/evaluate.h"
 #include "arcface/image.h"
+#include "arcface/names.h"
 
 namespace arcface {
 
 namespace fs = std::filesystem;
-
-/// Which training examples the distillation term weighs more (seed 002's "hard examples").
-enum class HardRule {
-  None,    // every example alike
-  Margin,  // the student's cosine to its own class centre beats the best other one by little
-  Loss,    // the batch's highest margin-loss fraction
-};
-HardRule parse_hard_rule(const std::string& name);
-std::string to_string(HardRule rule);
 
 struct DistillOptions {
   double embedding_weight = 1.0;  // 1 - cos(student, teacher)

@@ -11,20 +11,12 @@
 
 #include "arcface/backbone.h"
 #include "arcface/image.h"
+#include "arcface/names.h"
 #include "arcface/system.h"
 
 namespace arcface {
 
 namespace fs = std::filesystem;
-
-/// How a face and its mirror image combine into one descriptor.
-enum class FlipMode {
-  None,    // the face alone
-  Concat,  // [f(x), f(mirror x)] (seed 000)
-  Sum,     // f(x) + f(mirror x) (insightface)
-};
-FlipMode parse_flip_mode(const std::string& name);
-std::string to_string(FlipMode mode);
 
 /// What a model file that does not describe itself needs: an ONNX model, or a PyTorch file
 /// without our metadata (seed 002's dictionary, a plain state dict).
@@ -87,10 +79,15 @@ class Embedder {
   int64_t dim_ = 0;
 };
 
+/// What made a set of descriptors: model, input, precision, flip. Two runs in another
+/// precision differ by up to about 5e-3, so every embeddings file carries it.
+nlohmann::json embedding_meta(const Embedder& embedder, FlipMode flip);
+
 /// Writes unit descriptors [N, D] with their image names: `.npy` (float32, plus the names in
-/// `<out>.paths.txt`), `.csv` (name, then D values) or `.json` ([{"path", "embedding"}]).
+/// `<out>.paths.txt`), `.csv` (name, then D values), each with `meta` in `<out>.meta.json`, or
+/// `.json` ({"meta", "embeddings": [{"path", "embedding"}]}).
 void save_embeddings(const fs::path& out, const std::vector<std::string>& names,
-                     const at::Tensor& embeddings);
+                     const at::Tensor& embeddings, const nlohmann::json& meta);
 
 /// Parses "cpu" or "cuda[:N]"; throws when CUDA is asked for and this libtorch has none.
 c10::Device parse_device(const std::string& name);

@@ -6,17 +6,9 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include "arcface/names.h"
+
 namespace arcface {
-
-enum class MarginType {
-  Arc,      // ArcFace: s * cos(theta + m) for the target class (seed 000's arc_margin)
-  Cos,      // CosFace: s * (cos(theta) - m) for the target class (add_margin)
-  Softmax,  // a plain linear classifier with bias (seed 000's "softmax")
-};
-
-/// Parses arc_margin / arcface, add_margin / cosface, softmax / linear.
-MarginType parse_margin_type(const std::string& name);
-std::string to_string(MarginType type);
 
 struct MarginHeadOptions {
   MarginHeadOptions(int64_t embedding_dim, int64_t num_classes)

@@ -9,13 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
+#include "arcface/names.h"
+
 namespace arcface {
 
 namespace fs = std::filesystem;
-
-enum class Color { Gray, RGB, BGR };
-Color parse_color(const std::string& name);
-std::string to_string(Color color);
 
 /// How an aligned face becomes network input; stored in checkpoints so that evaluation
 /// prepares images exactly as training did.
@@ -38,6 +36,14 @@ std::string describe(const Preprocess& p);
 /// A colour image (`color` RGB or BGR) as a grayscale photo decoded in colour looks: its luma
 /// in all three channels.
 cv::Mat desaturate(const cv::Mat& image, Color color);
+
+/// Decodes an encoded image (JPEG through TurboJPEG, other formats through OpenCV) as OpenCV's
+/// imread would (BGR, or gray for Color::Gray). A truncated or corrupt JPEG, which OpenCV
+/// decodes with a grey remainder, is an Error naming `name`.
+cv::Mat decode_bytes(const uint8_t* data, size_t size, Color color, const std::string& name);
+
+/// The bytes of a file; an Error naming it when it is missing or unreadable.
+std::vector<uint8_t> read_file_bytes(const fs::path& path);
 
 /// Reads an image file as OpenCV does (BGR, or gray for Color::Gray), unresized. Throws an
 /// Error naming the file when it is missing, unreadable or not an image.
@@ -72,5 +78,14 @@ struct ImageSource {
   size_t size() const { return names.size(); }
   cv::Mat load(size_t i, const Preprocess& pre) const;
 };
+
+/// An image that cannot be used, and why.
+struct BadImage {
+  std::string name, reason;
+};
+
+/// Decodes every image of `source` once, in `threads` threads, and lists, in source order, those
+/// that are missing, unreadable, truncated or corrupt.
+std::vector<BadImage> find_bad_images(const ImageSource& source, int threads);
 
 }  // namespace arcface

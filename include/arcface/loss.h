@@ -5,16 +5,9 @@
 #include <ATen/core/Tensor.h>
 #include <torch/arg.h>
 
+#include "arcface/names.h"
+
 namespace arcface {
-
-enum class LossType {
-  CrossEntropy,
-  Focal,  // mean over samples of (1 - p)^gamma * -log p, p the target-class probability
-};
-
-/// Parses cross_entropy / ce and focal_loss / focal.
-LossType parse_loss_type(const std::string& name);
-std::string to_string(LossType type);
 
 struct LossOptions {
   TORCH_ARG(LossType, type) = LossType::CrossEntropy;

@@ -8,6 +8,8 @@
 
 #include <torch/optim/optimizer.h>
 
+#include "arcface/checkpoint.h"
+
 namespace arcface {
 
 struct OptimizerOptions {
@@ -21,10 +23,6 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<at::Tensor> 
                                                         const OptimizerOptions& options);
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
-
-/// Per-parameter optimizer state, keyed by the parameter's position (as in PyTorch's
-/// optimizer.state_dict()["state"]): momentum_buffer for SGD; step, exp_avg, exp_avg_sq for Adam.
-using OptimizerState = std::map<int64_t, std::map<std::string, at::Tensor>>;
 
 OptimizerState export_optimizer_state(const torch::optim::Optimizer& optimizer);
 /// Restores exported state; throws when it does not fit the optimizer's parameters.

@@ -5,19 +5,11 @@
 #include <string>
 #include <vector>
 
+#include "arcface/names.h"
+
 namespace arcface {
 
 namespace fs = std::filesystem;
-
-enum class PairsFormat {
-  Auto,  // detected from the file
-  Lfw,   // official LFW View 2 pairs.txt: header "10 300", then folds of same/different lines
-  List,  // seed 000's lfw_test_pair.txt: "a/a_0001.jpg b/b_0002.jpg 1|0"
-  Bin,   // insightface .bin: pickled JPEG bytes and same/different flags
-};
-
-PairsFormat parse_pairs_format(const std::string& name);
-std::string to_string(PairsFormat format);
 
 struct Pair {
   int32_t a = 0, b = 0;  // indices into PairList::images

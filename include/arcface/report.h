@@ -21,13 +21,15 @@ struct EvalSummary {
   std::string flip;
   std::string preprocess;  // e.g. "112x112 rgb, (x/255 - 0.5) / 0.5"
   int64_t images = 0;
-  int64_t skipped_pairs = 0;  // pairs dropped for missing images (--skip-missing)
+  int64_t skipped_pairs = 0;  // pairs dropped for missing or damaged images (--skip-missing)
+  std::vector<std::string> dropped_images;  // why each image was dropped, naming it
   /// Raw photos: how faces were found and aligned ("" for aligned crops), and the images in
   /// which none was found (centre-cropped instead).
   std::string face_detection;
   std::vector<std::string> no_face_images;
   double seconds = 0, network_seconds = 0, wait_seconds = 0;
-  std::string system;  // the machine line
+  std::string system;     // the machine line
+  std::string precision;  // fp32 or bf16: scores move by about 0.02 between them
 };
 
 /// metrics.json: every metric plus the run's facts.

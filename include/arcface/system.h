@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "arcface/names.h"
+
 namespace arcface {
 
 /// What a benchmark table or a log header says about the machine.
@@ -23,15 +25,6 @@ SystemInfo system_info();
 /// True when the CPU computes bf16 natively (avx512_bf16 or AMX); checked at run time.
 bool cpu_has_native_bf16();
 
-/// The arithmetic of convolutions and matrix products. Weights, the margin head, the loss and
-/// the optimizer stay fp32 either way (mixed precision, as torch.autocast does it).
-enum class Precision {
-  Auto,  // bf16 where the CPU computes it natively (checked at run time), fp32 elsewhere
-  Fp32,
-  Bf16,
-};
-Precision parse_precision(const std::string& name);
-std::string to_string(Precision precision);
 /// What Auto means here: Bf16 on a CPU with native bf16, Fp32 on others and on CUDA.
 Precision resolve_precision(Precision precision, bool cuda);
 

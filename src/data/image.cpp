@@ -1,5 +1,12 @@
 #include "arcface/image.h"
 
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include <turbojpeg.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -8,25 +15,6 @@
 #include "arcface/error.h"
 
 namespace arcface {
-
-Color parse_color(const std::string& name) {
-  if (name == "gray" || name == "grey") return Color::Gray;
-  if (name == "rgb") return Color::RGB;
-  if (name == "bgr") return Color::BGR;
-  throw Error(fmt::format("unknown colour '{}' (expected rgb, bgr or gray)", name));
-}
-
-std::string to_string(Color color) {
-  switch (color) {
-    case Color::Gray:
-      return "gray";
-    case Color::RGB:
-      return "rgb";
-    case Color::BGR:
-      return "bgr";
-  }
-  return "?";
-}
 
 nlohmann::json Preprocess::to_json() const {
   return {{"input_size", input_size},
@@ -75,18 +63,83 @@ cv::Mat prepare_image(const cv::Mat& image, const Preprocess& pre, const std::st
   return out.isContinuous() ? out : out.clone();
 }
 
-cv::Mat read_image(const fs::path& path, Color color) {
+namespace {
+
+bool is_jpeg(const uint8_t* data, size_t size) {
+  return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
+}
+
+// An APP1 "Exif" segment right after SOI may rotate the picture; OpenCV applies it, TurboJPEG
+// does not.
+bool has_exif(const uint8_t* data, size_t size) {
+  return size >= 10 && data[2] == 0xFF && data[3] == 0xE1 && std::memcmp(data + 6, "Exif", 4) == 0;
+}
+
+struct TurboHandle {
+  tjhandle handle = tjInitDecompress();
+  ~TurboHandle() {
+    if (handle) tjDestroy(handle);
+  }
+};
+
+// libjpeg-turbo's own state says whether a JPEG was whole: a warning ("Premature end of JPEG
+// file", "Corrupt JPEG data") means missing or damaged data that OpenCV would fill with grey.
+cv::Mat decode_jpeg(const uint8_t* data, size_t size, Color color, const std::string& name) {
+  thread_local TurboHandle tj;
+  if (!tj.handle) throw Error("cannot start a TurboJPEG decoder");
+  int width = 0, height = 0, subsampling = 0, colorspace = 0;
+  if (tjDecompressHeader3(tj.handle, data, static_cast<unsigned long>(size), &width, &height,
+                          &subsampling, &colorspace) != 0) {
+    throw Error(fmt::format("image '{}' cannot be decoded: {}", name, tjGetErrorStr2(tj.handle)));
+  }
+  // TurboJPEG gives no BGR from CMYK: OpenCV converts those.
+  if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) return {};
+  const bool gray = color == Color::Gray;
+  cv::Mat out(height, width, gray ? CV_8UC1 : CV_8UC3);
+  if (tjDecompress2(tj.handle, data, static_cast<unsigned long>(size), out.data, width, 0, height,
+                    gray ? TJPF_GRAY : TJPF_BGR, TJFLAG_STOPONWARNING) != 0) {
+    const bool damaged = tjGetErrorCode(tj.handle) == TJERR_WARNING;
+    throw Error(fmt::format("image '{}' {}: {}", name,
+                            damaged ? "is damaged (truncated or corrupt)" : "cannot be decoded",
+                            tjGetErrorStr2(tj.handle)));
+  }
+  return out;
+}
+
+}  // namespace
+
+cv::Mat decode_bytes(const uint8_t* data, size_t size, Color color, const std::string& name) {
+  if (is_jpeg(data, size)) {
+    cv::Mat image = decode_jpeg(data, size, color, name);
+    if (!image.empty() && !has_exif(data, size)) return image;
+  }
+  // Other formats, CMYK JPEGs, and JPEGs whose Exif orientation OpenCV applies.
+  cv::Mat image =
+      size == 0
+          ? cv::Mat()
+          : cv::imdecode(cv::Mat(1, static_cast<int>(size), CV_8U, const_cast<uint8_t*>(data)),
+                         color == Color::Gray ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+  if (image.empty()) {
+    throw Error(fmt::format("image '{}' cannot be decoded (corrupt or not an image)", name));
+  }
+  return image;
+}
+
+std::vector<uint8_t> read_file_bytes(const fs::path& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
     throw Error(fmt::format("image '{}' not found", path.string()));
   }
-  cv::Mat image =
-      cv::imread(path.string(), color == Color::Gray ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
-  if (image.empty()) {
-    throw Error(
-        fmt::format("image '{}' cannot be decoded (corrupt or not an image)", path.string()));
-  }
-  return image;
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+  if (!in && !in.eof()) throw Error(fmt::format("cannot read image '{}'", path.string()));
+  return bytes;
+}
+
+cv::Mat read_image(const fs::path& path, Color color) {
+  const auto bytes = read_file_bytes(path);
+  return decode_bytes(bytes.data(), bytes.size(), color, path.string());
 }
 
 cv::Mat load_image(const fs::path& path, const Preprocess& pre) {
@@ -95,15 +148,7 @@ cv::Mat load_image(const fs::path& path, const Preprocess& pre) {
 
 cv::Mat decode_image(const std::vector<uint8_t>& bytes, const Preprocess& pre,
                      const std::string& name) {
-  cv::Mat image = bytes.empty() ? cv::Mat()
-                                : cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U,
-                                                       const_cast<uint8_t*>(bytes.data())),
-                                               pre.color == Color::Gray ? cv::IMREAD_GRAYSCALE
-                                                                        : cv::IMREAD_COLOR);
-  if (image.empty()) {
-    throw Error(fmt::format("image '{}' cannot be decoded (corrupt or not an image)", name));
-  }
-  return prepare_image(image, pre, name);
+  return prepare_image(decode_bytes(bytes.data(), bytes.size(), pre.color, name), pre, name);
 }
 
 void write_tensor(const cv::Mat& image, const Preprocess& pre, int x, int y, bool flip,
@@ -151,12 +196,41 @@ cv::Mat ImageSource::load(size_t i, const Preprocess& pre) const {
   // Detectors want colour whatever the network takes.
   cv::Mat image;
   if (!encoded.empty()) {
-    image = cv::imdecode(encoded.at(i), cv::IMREAD_COLOR);
-    if (image.empty()) throw Error(fmt::format("image '{}' cannot be decoded", names.at(i)));
+    const auto& bytes = encoded.at(i);
+    image = decode_bytes(bytes.data(), bytes.size(), Color::BGR, names.at(i));
   } else {
     image = read_image(root / names.at(i), Color::BGR);
   }
   return prepare_image(face_crop(image, names.at(i)), pre, names.at(i));
+}
+
+std::vector<BadImage> find_bad_images(const ImageSource& source, int threads) {
+  std::vector<std::string> reasons(source.size());
+  std::atomic<size_t> next{0};
+  auto check = [&] {
+    for (size_t i; (i = next++) < source.size();) {
+      try {
+        // Grayscale decodes every coefficient at a third of the colour work.
+        if (source.encoded.empty()) {
+          read_image(source.root / source.names[i], Color::Gray);
+        } else {
+          const auto& bytes = source.encoded[i];
+          decode_bytes(bytes.data(), bytes.size(), Color::Gray, source.names[i]);
+        }
+      } catch (const std::exception& e) {
+        reasons[i] = e.what();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(check);
+  check();
+  for (auto& t : pool) t.join();
+  std::vector<BadImage> bad;
+  for (size_t i = 0; i < reasons.size(); ++i) {
+    if (!reasons[i].empty()) bad.push_back({source.names[i], reasons[i]});
+  }
+  return bad;
 }
 
 }  // namespace arcface

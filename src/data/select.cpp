@@ -9,12 +9,6 @@
 
 namespace arcface {
 
-SelectOrder parse_select_order(const std::string& name) {
-  if (name == "name") return SelectOrder::Name;
-  if (name == "count") return SelectOrder::Count;
-  throw Error(fmt::format("unknown selection order '{}' (expected name or count)", name));
-}
-
 namespace {
 
 std::vector<Identity> scan_people(const SelectOptions& options) {

@@ -4,8 +4,11 @@
 
 #include <chrono>
 
+#include <spdlog/fmt/fmt.h>
+
 #include "arcface/error.h"
 #include "arcface/loader.h"
+#include "arcface/system.h"
 #include "util/progress.h"
 
 namespace arcface {
@@ -50,6 +53,23 @@ at::Tensor embed_images(Embedder& embedder, ImageSource source, const EvalOption
   return descriptors;
 }
 
+std::vector<BadImage> check_pair_images(PairList& pairs, const fs::path& root, bool skip,
+                                        int threads, const std::string& hint) {
+  auto bad = find_bad_images(ImageSource{root, pairs.images, pairs.encoded, {}}, threads);
+  if (bad.empty()) return bad;
+  if (!skip) {
+    std::string list;
+    for (size_t i = 0; i < bad.size() && i < 10; ++i) list += "\n  " + bad[i].reason;
+    if (bad.size() > 10) list += fmt::format("\n  ... and {} more", bad.size() - 10);
+    throw Error(fmt::format("{} images named by '{}' cannot be used:{}{}", bad.size(),
+                            pairs.source.string(), list, hint.empty() ? "" : "\n" + hint));
+  }
+  std::vector<std::string> names;
+  for (const auto& b : bad) names.push_back(b.name);
+  pairs.drop_images(names);
+  return bad;
+}
+
 EvalResult evaluate_pairs(Embedder& embedder, const PairList& pairs, const fs::path& root,
                           const EvalOptions& options) {
   const auto start = Clock::now();
@@ -78,6 +98,45 @@ EvalResult evaluate_pairs(Embedder& embedder, const PairList& pairs, const fs::p
   result.metrics = verification_metrics(result.scores, same, folds, pairs.num_folds);
   result.seconds = since(start);
   return result;
+}
+
+Verification verify_pair_list(Embedder& embedder, PairList pairs, const fs::path& root,
+                              const EvalOptions& options, bool skip_bad_images) {
+  Verification v;
+  const auto listed = static_cast<int64_t>(pairs.pairs.size());
+  v.dropped = check_pair_images(pairs, root, skip_bad_images,
+                                static_cast<int>(std::max<int64_t>(2, options.workers)),
+                                "(--skip-missing evaluates the pairs without them)");
+  v.skipped_pairs = listed - static_cast<int64_t>(pairs.pairs.size());
+  if (pairs.pairs.empty()) {
+    throw Error(fmt::format("no pair of '{}' is left to evaluate", pairs.source.string()));
+  }
+  v.result = evaluate_pairs(embedder, pairs, root, options);
+  v.pairs = std::move(pairs);
+  return v;
+}
+
+EvalSummary eval_summary(const Embedder& embedder, const Verification& run, const std::string& root,
+                         FlipMode flip, const std::string& face_detection,
+                         const std::vector<std::string>& no_face_images) {
+  const auto sys = system_info();
+  EvalSummary s;
+  s.model = embedder.description();
+  s.root = root;
+  s.flip = to_string(flip);
+  s.preprocess = describe(embedder.preprocess());
+  s.precision = to_string(embedder.precision());
+  s.images = run.result.images;
+  s.skipped_pairs = run.skipped_pairs;
+  for (const auto& d : run.dropped) s.dropped_images.push_back(d.reason);
+  s.face_detection = face_detection;
+  s.no_face_images = no_face_images;
+  s.seconds = run.result.seconds;
+  s.network_seconds = run.result.network_seconds;
+  s.wait_seconds = run.result.wait_seconds;
+  s.system = fmt::format("{} ({}), {} threads, {}", sys.cpu_model, sys.cpu_flags, sys.threads,
+                         sys.allocator);
+  return s;
 }
 
 }  // namespace arcface

@@ -14,28 +14,6 @@
 
 namespace arcface {
 
-PairsFormat parse_pairs_format(const std::string& name) {
-  if (name == "auto") return PairsFormat::Auto;
-  if (name == "lfw" || name == "pairs.txt") return PairsFormat::Lfw;
-  if (name == "list" || name == "lfw_test_pair") return PairsFormat::List;
-  if (name == "bin") return PairsFormat::Bin;
-  throw Error(fmt::format("unknown pairs format '{}' (expected auto, lfw, list or bin)", name));
-}
-
-std::string to_string(PairsFormat format) {
-  switch (format) {
-    case PairsFormat::Auto:
-      return "auto";
-    case PairsFormat::Lfw:
-      return "lfw";
-    case PairsFormat::List:
-      return "list";
-    case PairsFormat::Bin:
-      return "bin";
-  }
-  return "?";
-}
-
 int64_t PairList::positives() const {
   return std::count_if(pairs.begin(), pairs.end(), [](const Pair& p) { return p.same; });
 }

@@ -71,6 +71,8 @@ nlohmann::json metrics_json(const VerificationMetrics& m, const PairList& pairs,
       {"false_rejects", m.false_rejects},
       {"images", s.images},
       {"skipped_pairs", s.skipped_pairs},
+      {"dropped_images", s.dropped_images},
+      {"precision", s.precision},
       {"face_detection", s.face_detection.empty() ? "none (aligned crops)" : s.face_detection},
       {"no_face_images", s.no_face_images},
       {"seconds", s.seconds},
@@ -156,10 +158,12 @@ void write_eval_report(const fs::path& dir, const PairList& pairs,
   }
   md += fmt::format("| preprocessing | {} |\n", s.preprocess);
   md += fmt::format("| flip test-time augmentation | {} |\n", s.flip);
+  if (!s.precision.empty()) md += fmt::format("| precision | {} |\n", s.precision);
   md += fmt::format("| pairs evaluated | {} ({} same, {} different) |\n", m.pairs, m.positives,
                     m.negatives);
   if (s.skipped_pairs > 0) {
-    md += fmt::format("| pairs skipped (missing images) | **{}** |\n", s.skipped_pairs);
+    md += fmt::format("| pairs skipped (missing or damaged images) | **{}** |\n", s.skipped_pairs);
+    md += fmt::format("| images dropped | {} |\n", fmt::join(s.dropped_images, "; "));
   }
   md += fmt::format("| distinct images embedded | {} |\n", s.images);
   md +=

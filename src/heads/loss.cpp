@@ -8,16 +8,6 @@
 
 namespace arcface {
 
-LossType parse_loss_type(const std::string& name) {
-  if (name == "cross_entropy" || name == "ce" || name == "softmax") return LossType::CrossEntropy;
-  if (name == "focal_loss" || name == "focal") return LossType::Focal;
-  throw Error(fmt::format("unknown loss.type '{}' (expected focal_loss or cross_entropy)", name));
-}
-
-std::string to_string(LossType type) {
-  return type == LossType::Focal ? "focal_loss" : "cross_entropy";
-}
-
 at::Tensor example_losses(const at::Tensor& logits, const at::Tensor& labels,
                           const LossOptions& options) {
   auto log_p = torch::log_softmax(logits, 1).gather(1, labels.view({-1, 1})).squeeze(1);

@@ -14,26 +14,6 @@ namespace arcface {
 
 namespace F = torch::nn::functional;
 
-MarginType parse_margin_type(const std::string& name) {
-  if (name == "arc_margin" || name == "arcface" || name == "arc") return MarginType::Arc;
-  if (name == "add_margin" || name == "cosface" || name == "cos") return MarginType::Cos;
-  if (name == "softmax" || name == "linear") return MarginType::Softmax;
-  throw Error(
-      fmt::format("unknown model.metric '{}' (expected arc_margin, add_margin or softmax)", name));
-}
-
-std::string to_string(MarginType type) {
-  switch (type) {
-    case MarginType::Arc:
-      return "arc_margin";
-    case MarginType::Cos:
-      return "add_margin";
-    case MarginType::Softmax:
-      return "softmax";
-  }
-  return "?";
-}
-
 MarginHeadImpl::MarginHeadImpl(MarginHeadOptions options) : options_(std::move(options)) {
   auto& o = options_;
   if (o.margin() < 0) o.margin(o.type() == MarginType::Cos ? 0.4 : 0.5);

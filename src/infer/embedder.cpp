@@ -15,25 +15,6 @@
 
 namespace arcface {
 
-FlipMode parse_flip_mode(const std::string& name) {
-  if (name == "none") return FlipMode::None;
-  if (name == "concat") return FlipMode::Concat;
-  if (name == "sum") return FlipMode::Sum;
-  throw Error(fmt::format("unknown flip mode '{}' (expected concat, sum or none)", name));
-}
-
-std::string to_string(FlipMode mode) {
-  switch (mode) {
-    case FlipMode::None:
-      return "none";
-    case FlipMode::Concat:
-      return "concat";
-    case FlipMode::Sum:
-      return "sum";
-  }
-  return "?";
-}
-
 c10::Device parse_device(const std::string& name) {
   c10::Device device(c10::kCPU);
   try {
@@ -168,8 +149,17 @@ double Embedder::match(const at::Tensor& a, const at::Tensor& b) {
 
 namespace arcface {
 
+nlohmann::json embedding_meta(const Embedder& embedder, FlipMode flip) {
+  return {{"model", embedder.description()},
+          {"input", describe(embedder.preprocess())},
+          {"preprocess", embedder.preprocess().to_json()},
+          {"precision", to_string(embedder.precision())},
+          {"flip", to_string(flip)},
+          {"dim", embedder.dim(flip)}};
+}
+
 void save_embeddings(const fs::path& out, const std::vector<std::string>& names,
-                     const at::Tensor& embeddings) {
+                     const at::Tensor& embeddings, const nlohmann::json& meta) {
   auto e = embeddings.to(torch::kCPU, torch::kFloat32).contiguous();
   const int64_t n = e.size(0), d = e.size(1);
   if (static_cast<int64_t>(names.size()) != n) {
@@ -205,16 +195,22 @@ void save_embeddings(const fs::path& out, const std::vector<std::string>& names,
     }
     if (!f) throw Error(fmt::format("cannot write '{}'", out.string()));
   } else if (ext == ".json") {
-    nlohmann::json j = nlohmann::json::array();
+    nlohmann::json list = nlohmann::json::array();
     for (int64_t i = 0; i < n; ++i) {
-      j.push_back(
+      list.push_back(
           {{"path", names[i]}, {"embedding", std::vector<float>(v + i * d, v + (i + 1) * d)}});
     }
+    const nlohmann::json j = {{"meta", meta}, {"embeddings", list}};
     std::ofstream f(out);
     f << j.dump() << '\n';
     if (!f) throw Error(fmt::format("cannot write '{}'", out.string()));
   } else {
     throw Error(fmt::format("embeddings file '{}': use a .npy, .csv or .json name", out.string()));
+  }
+  if (ext != ".json") {
+    std::ofstream side(out.string() + ".meta.json");
+    side << meta.dump(2) << '\n';
+    if (!side) throw Error(fmt::format("cannot write '{}.meta.json'", out.string()));
   }
 }
 

@@ -3,8 +3,6 @@
 #include <ATen/record_function.h>
 #include <torch/nn/init.h>
 
-#include <map>
-
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/fmt/ranges.h>
 
@@ -13,74 +11,17 @@
 
 namespace arcface {
 
-namespace {
-
-struct Entry {
-  std::string family;
-  int depth;
-  double default_dropout;
-};
-
-const std::map<std::string, Entry>& registry() {
-  static const std::map<std::string, Entry> entries{
-      {"resnet_face18", {"resnet_face", 18, 0.5}},
-      {"resnet_face34", {"resnet_face", 34, 0.5}},
-      {"resnet_face50", {"resnet_face", 50, 0.5}},
-      {"iresnet18", {"iresnet", 18, 0.0}},
-      {"iresnet34", {"iresnet", 34, 0.0}},
-      {"iresnet50", {"iresnet", 50, 0.0}},
-      {"mobilefacenet", {"mobilefacenet", 0, 0.0}},
-      {"inception_resnet_v1", {"inception_resnet_v1", 0, 0.6}},
-  };
-  return entries;
-}
-
-}  // namespace
-
-std::vector<std::string> backbone_names() {
-  std::vector<std::string> names;
-  for (const auto& [name, entry] : registry()) names.push_back(name);
-  return names;
-}
-
-std::string canonical_backbone_name(const std::string& name) {
-  static const std::map<std::string, std::string> aliases{
-      {"resnet18", "resnet_face18"},
-      {"resnet34", "resnet_face34"},
-      {"resnet50", "resnet_face50"},
-      {"ir_resnet18", "iresnet18"},
-      {"ir_resnet34", "iresnet34"},
-      {"ir_resnet50", "iresnet50"},
-      {"ir18", "iresnet18"},
-      {"mbf", "mobilefacenet"},
-      {"inceptionresnetv1", "inception_resnet_v1"},
-  };
-  auto alias = aliases.find(name);
-  const std::string canonical = alias == aliases.end() ? name : alias->second;
-  if (!registry().count(canonical)) {
-    throw Error(
-        fmt::format("unknown backbone '{}' (known: {})", name, fmt::join(backbone_names(), ", ")));
-  }
-  return canonical;
-}
-
 Backbone make_backbone(const BackboneOptions& requested) {
   BackboneOptions options = requested;
-  options.name(canonical_backbone_name(requested.name()));
-  const Entry& entry = registry().at(options.name());
+  const BackboneEntry& entry = backbone_entry(requested.name());
+  options.name(entry.name);
   if (options.dropout() < 0) options.dropout(entry.default_dropout);
   if (options.channels() != 1 && options.channels() != 3) {
     throw Error(fmt::format("backbone '{}': channels must be 1 or 3, got {}", options.name(),
                             options.channels()));
   }
-  if (options.input_size() < 32 || options.input_size() % 16 != 0) {
-    throw Error(fmt::format("backbone '{}': input size must be a multiple of 16 and >= 32, got {}",
-                            options.name(), options.input_size()));
-  }
-  if (entry.family == "inception_resnet_v1" && options.input_size() < 80) {
-    throw Error(fmt::format("backbone '{}': input size must be >= 80, got {}", options.name(),
-                            options.input_size()));
-  }
+  const std::string input = backbone_input_problem(entry.name, options.input_size());
+  if (!input.empty()) throw Error("backbone " + input);
   if (options.use_se() && entry.family != "resnet_face") {
     throw Error(
         fmt::format("backbone '{}' has no SE option (only resnet_face has)", options.name()));

@@ -1,5 +1,6 @@
 #include "arcface/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -10,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "arcface/error.h"
+#include "arcface/names.h"
 
 namespace arcface {
 
@@ -63,6 +65,7 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("data.random_gray", c.data.random_gray);
   v("data.workers", c.data.workers);
   v("data.cache", c.data.cache);
+  v("data.bad_images", c.data.bad_images);
   v("val.root", c.val.root);
   v("val.pairs", c.val.pairs);
   v("val.pairs_format", c.val.pairs_format);
@@ -212,7 +215,42 @@ void require(bool ok, const std::string& key, const T& value, const std::string&
   if (!ok) throw Error(fmt::format("config key '{}' = {} is invalid: {}", key, value, rule));
 }
 
-void check_values(const TrainConfig& c) {
+// A named choice, checked against its enum's one table of names.
+template <class E>
+void require_name(const std::string& key, const std::string& value) {
+  try {
+    parse_name<E>(value);
+  } catch (const Error&) {
+    throw Error(fmt::format("config key '{}' = {} is invalid: must be {}", key, value,
+                            expected_names<E>()));
+  }
+}
+
+}  // namespace
+
+void check_config(const TrainConfig& c) {
+  try {
+    backbone_entry(c.model.backbone);
+  } catch (const Error& e) {
+    throw Error(fmt::format("config key 'model.backbone': {}", e.what()));
+  }
+  const std::string input = backbone_input_problem(c.model.backbone, c.data.input_size);
+  require(input.empty(), "data.input_size", c.data.input_size, input);
+  require_name<MarginType>("model.metric", c.model.metric);
+  require_name<LossType>("loss.type", c.loss.type);
+  require_name<LrScheduleType>("training.lr_schedule", c.training.lr_schedule);
+  require_name<OptimizerType>("training.optimizer", c.training.optimizer);
+  require_name<Precision>("training.precision", c.training.precision);
+  require_name<BadImagePolicy>("data.bad_images", c.data.bad_images);
+  require_name<FlipMode>("val.flip", c.val.flip);
+  require_name<PairsFormat>("val.pairs_format", c.val.pairs_format);
+  require_name<HardRule>("distill.hard_rule", c.distill.hard_rule);
+  require_name<FlipMode>("distill.teacher_flip", c.distill.teacher_flip);
+  require(c.distill.teacher_flip != "concat", "distill.teacher_flip", c.distill.teacher_flip,
+          "must be sum or none (a target of the student's own length)");
+  if (!c.distill.teacher_color.empty()) {
+    require_name<Color>("distill.teacher_color", c.distill.teacher_color);
+  }
   require(c.model.num_classes >= 2, "model.num_classes", c.model.num_classes, "must be >= 2");
   require(c.model.embedding_size >= 1, "model.embedding_size", c.model.embedding_size,
           "must be >= 1");
@@ -236,10 +274,6 @@ void check_values(const TrainConfig& c) {
   require(c.training.threads >= 0, "training.threads", c.training.threads, "must be >= 0");
   require(!c.model.pretrained_head || !c.model.pretrained.empty(), "model.pretrained_head", "true",
           "needs model.pretrained, the file to take the head from");
-  const auto& precision = c.training.precision;
-  require(precision == "auto" || precision == "fp32" || precision == "bf16", "training.precision",
-          precision, "must be auto, fp32 or bf16");
-  require(c.data.input_size >= 32, "data.input_size", c.data.input_size, "must be >= 32");
   require(c.data.channels == 1 || c.data.channels == 3, "data.channels", c.data.channels,
           "must be 1 (grayscale) or 3 (RGB)");
   require(c.data.resize == 0 || c.data.resize >= c.data.input_size, "data.resize", c.data.resize,
@@ -251,9 +285,7 @@ void check_values(const TrainConfig& c) {
           "needs 1 or data.channels values");
   require(per_channel(c.data.std), "data.std", fmt::format("{}", c.data.std),
           "needs 1 or data.channels values");
-  for (double s : c.data.std) {
-    require(s > 0, "data.std", fmt::format("{}", c.data.std), "values must be > 0");
-  }
+  check_normalisation(c.data.mean, c.data.std, "config key 'data.mean'", "config key 'data.std'");
   require(c.data.random_gray >= 0 && c.data.random_gray <= 1, "data.random_gray",
           c.data.random_gray, "must be between 0 and 1");
   require(c.data.workers >= 1, "data.workers", c.data.workers, "must be >= 1");
@@ -269,22 +301,19 @@ void check_values(const TrainConfig& c) {
   require(d.hard_fraction > 0 && d.hard_fraction <= 1, "distill.hard_fraction", d.hard_fraction,
           "must be in (0, 1]");
   require(d.hard_weight >= 0, "distill.hard_weight", d.hard_weight, "must be >= 0");
-  require(d.hard_rule == "margin" || d.hard_rule == "loss" || d.hard_rule == "none",
-          "distill.hard_rule", d.hard_rule, "must be margin, loss or none");
   // A softmax head's logits are not cosines, so "close to another class" has no meaning.
-  require(d.teacher.empty() || d.hard_rule != "margin" || c.model.metric != "softmax",
+  require(d.teacher.empty() || parse_name<HardRule>(d.hard_rule) != HardRule::Margin ||
+              parse_name<MarginType>(c.model.metric) != MarginType::Softmax,
           "distill.hard_rule", d.hard_rule,
           "margin needs a margin head (model.metric arc_margin or add_margin); use loss or none "
           "with softmax");
   require(d.teacher_input_size >= 0, "distill.teacher_input_size", d.teacher_input_size,
           "must be >= 0 (0: data.input_size)");
-  require(d.teacher_color.empty() || d.teacher_color == "rgb" || d.teacher_color == "bgr" ||
-              d.teacher_color == "gray",
-          "distill.teacher_color", d.teacher_color, "must be rgb, bgr or gray");
-  for (double s : d.teacher_std) {
-    require(s > 0, "distill.teacher_std", fmt::format("{}", d.teacher_std), "values must be > 0");
-  }
+  check_normalisation(d.teacher_mean, d.teacher_std, "config key 'distill.teacher_mean'",
+                      "config key 'distill.teacher_std'");
 }
+
+namespace {
 
 std::set<std::string> known_keys() {
   auto keys = config_keys();
@@ -292,6 +321,34 @@ std::set<std::string> known_keys() {
 }
 
 }  // namespace
+
+void check_normalisation(const std::vector<double>& mean, const std::vector<double>& std,
+                         const std::string& mean_name, const std::string& std_name) {
+  auto on_unit_pixels = [](const std::vector<double>& v) {
+    std::vector<std::string> out;
+    for (double x : v) out.push_back(fmt::format("{:.5g}", x / 255));
+    return fmt::format("{}", fmt::join(out, ","));
+  };
+  const bool mean_ok =
+      std::all_of(mean.begin(), mean.end(), [](double m) { return m >= 0 && m <= 1; });
+  if (!mean_ok) {
+    throw Error(fmt::format(
+        "{} = {} is outside [0, 1]: it applies to pixel values scaled to 0..1{}", mean_name,
+        fmt::join(mean, ","),
+        std::all_of(mean.begin(), mean.end(), [](double m) { return m > 1 && m <= 255; })
+            ? fmt::format(" (on 0..255 pixels that is {})", on_unit_pixels(mean))
+            : std::string()));
+  }
+  const bool std_ok = std::all_of(std.begin(), std.end(), [](double s) { return s > 0 && s <= 1; });
+  if (!std_ok) {
+    throw Error(
+        fmt::format("{} = {} is outside (0, 1]: it applies to pixel values scaled to 0..1{}",
+                    std_name, fmt::join(std, ","),
+                    std::all_of(std.begin(), std.end(), [](double s) { return s > 1 && s <= 255; })
+                        ? fmt::format(" (on 0..255 pixels that is {})", on_unit_pixels(std))
+                        : std::string()));
+  }
+}
 
 std::vector<std::string> config_keys() {
   TrainConfig c;
@@ -315,7 +372,7 @@ TrainConfig parse_config(const std::string& yaml, const std::string& source,
 
   TrainConfig config;
   visit_config(config, Reader{root, source});
-  check_values(config);
+  check_config(config);
   return config;
 }
 

@@ -15,25 +15,6 @@
 
 namespace arcface {
 
-HardRule parse_hard_rule(const std::string& name) {
-  if (name == "none") return HardRule::None;
-  if (name == "margin") return HardRule::Margin;
-  if (name == "loss") return HardRule::Loss;
-  throw Error(fmt::format("unknown hard-example rule '{}' (margin, loss or none)", name));
-}
-
-std::string to_string(HardRule rule) {
-  switch (rule) {
-    case HardRule::None:
-      return "none";
-    case HardRule::Margin:
-      return "margin";
-    case HardRule::Loss:
-      return "loss";
-  }
-  return "?";
-}
-
 namespace {
 
 // What the cached targets were made from: the same teacher file (by size and time), fed the

@@ -8,6 +8,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "arcface/error.h"
+#include "arcface/names.h"
 
 namespace arcface {
 
@@ -17,16 +18,12 @@ std::string key_of(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGe
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<at::Tensor> parameters,
                                                         const OptimizerOptions& o) {
-  if (o.type == "sgd") {
-    return std::make_unique<torch::optim::SGD>(
-        parameters,
-        torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
-  }
-  if (o.type == "adam") {
+  if (parse_name<OptimizerType>(o.type) == OptimizerType::Adam) {
     return std::make_unique<torch::optim::Adam>(
         parameters, torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
   }
-  throw Error(fmt::format("unknown training.optimizer '{}' (expected sgd or adam)", o.type));
+  return std::make_unique<torch::optim::SGD>(
+      parameters, torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
@@ -95,11 +92,8 @@ void import_optimizer_state(torch::optim::Optimizer& optimizer, const OptimizerS
 }
 
 void LrSchedule::check() const {
-  if (type != "step" && type != "multistep" && type != "cosine") {
-    throw Error(fmt::format(
-        "unknown training.lr_schedule '{}' (expected step, multistep or cosine)", type));
-  }
-  if (type == "multistep" && milestones.empty()) {
+  const auto kind = parse_name<LrScheduleType>(type);
+  if (kind == LrScheduleType::MultiStep && milestones.empty()) {
     throw Error("training.lr_schedule multistep needs training.lr_milestones");
   }
   if (warmup_epochs >= total_epochs) {
@@ -111,9 +105,10 @@ void LrSchedule::check() const {
 double LrSchedule::at(int64_t epoch, int64_t batch, int64_t batches) const {
   const double progress = epoch + static_cast<double>(batch + 1) / std::max<int64_t>(1, batches);
   double lr = base_lr;
-  if (type == "step") {
+  const auto kind = parse_name<LrScheduleType>(type);
+  if (kind == LrScheduleType::Step) {
     lr = base_lr * std::pow(decay, static_cast<double>(epoch / step));
-  } else if (type == "multistep") {
+  } else if (kind == LrScheduleType::MultiStep) {
     int64_t passed = 0;
     for (auto m : milestones) passed += epoch >= m;
     lr = base_lr * std::pow(decay, static_cast<double>(passed));

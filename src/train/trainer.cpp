@@ -1,5 +1,7 @@
 #include "arcface/trainer.h"
 
+#include "train/trainer_steps.h"
+
 #include <torch/torch.h>
 
 #include <atomic>
@@ -7,6 +9,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include <spdlog/fmt/fmt.h>
@@ -187,9 +191,10 @@ EpochStats summed(const EpochStats& s, DataParallel& ranks) {
   return out;
 }
 
-// Whether an epoch's {metric, value, epoch} beats the best so far. With validation configured,
-// validated epochs compete only with each other: a training accuracy never replaces a
-// validated best, and the first validation replaces it.
+}  // namespace
+
+void request_training_stop() { stop_requested = true; }
+
 bool beats(const nlohmann::json& candidate, const nlohmann::json& best) {
   if (best.empty()) return true;
   const bool validated = candidate.value("metric", "") != "train_accuracy";
@@ -198,162 +203,229 @@ bool beats(const nlohmann::json& candidate, const nlohmann::json& best) {
   return candidate.value("value", -1.0) > best.value("value", -1.0);
 }
 
-}  // namespace
-
-void request_training_stop() { stop_requested = true; }
-
-TrainResult train(const TrainConfig& config, const TrainOptions& options) {
-  stop_requested = false;
-  const auto& tc = config.training;
-  const auto& dist = options.distributed;
-  dist.check();
-  // Ranks sharing this machine share its cores.
-  int64_t threads_wanted = tc.threads;
-  if (threads_wanted == 0 && dist.enabled()) {
-    const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
-    threads_wanted = std::max<int64_t>(1, cores / local_ranks(dist));
+TrainingImages training_images(const TrainConfig& config) {
+  const auto& d = config.data;
+  if (d.train_root.empty()) throw Error("config key 'data.train_root' is not set");
+  TrainingImages t;
+  t.data = d.train_list.empty() ? dataset_from_folders(d.train_root)
+                                : read_train_list(d.train_list, d.train_root);
+  t.source = d.train_list.empty() ? "image root '" + d.train_root + "'"
+                                  : "train list '" + d.train_list + "'";
+  validate_dataset(t.data, config.model.num_classes, t.source);
+  for (const auto& s : t.data.samples) t.names.push_back(s.path);
+  const auto bad = find_bad_images(ImageSource{t.data.root, t.names, {}, {}},
+                                   static_cast<int>(std::max<int64_t>(2, d.workers)));
+  if (!bad.empty() && d.bad_images != "skip") {
+    std::string list;
+    for (const auto& b : bad) list += "\n  " + b.reason;
+    throw Error(
+        fmt::format("{} images of {} are truncated, corrupt or unreadable:{}\nReplace them, or set "
+                    "data.bad_images: skip to train without them",
+                    bad.size(), t.source, list));
   }
-  const int threads = configure_threads(static_cast<int>(threads_wanted));
-  const c10::Device device = parse_device(tc.device);
-  const fs::path dir = config.paths.checkpoints_path;
-
-  // The network, head, optimizer and schedule; each factory checks its own config keys.
-  torch::manual_seed(tc.seed);  // the initial weights
-  Learner learner(make_backbone(backbone_options(config)), MarginHead(head_options(config)),
-                  LossOptions().type(parse_loss_type(config.loss.type)).gamma(config.loss.gamma),
-                  {tc.optimizer, tc.lr, tc.momentum, tc.weight_decay}, device);
-  learner.precision(parse_precision(tc.precision));
-  Backbone& backbone = learner.backbone();
-  MarginHead& head = learner.head();
-  const LrSchedule schedule = schedule_of(config);
-  const Preprocess preprocess = preprocess_of(config);
-
-  // Data.
-  if (config.data.train_root.empty()) throw Error("config key 'data.train_root' is not set");
-  Dataset data = config.data.train_list.empty()
-                     ? dataset_from_folders(config.data.train_root)
-                     : read_train_list(config.data.train_list, config.data.train_root);
-  const std::string source = config.data.train_list.empty()
-                                 ? "image root '" + config.data.train_root + "'"
-                                 : "train list '" + config.data.train_list + "'";
-  validate_dataset(data, config.model.num_classes, source);
-  std::vector<int64_t> labels;
-  std::vector<std::string> names;
-  for (const auto& s : data.samples) {
-    labels.push_back(s.label);
-    names.push_back(s.path);
+  std::set<std::string> skip;
+  for (const auto& b : bad) skip.insert(b.name);
+  t.names.clear();
+  for (const auto& s : t.data.samples) {
+    if (skip.count(s.path)) continue;
+    t.names.push_back(s.path);
+    t.labels.push_back(s.label);
   }
-  if (static_cast<int64_t>(labels.size()) < tc.batch_size && tc.drop_last) {
-    throw Error(fmt::format("{} has {} images, fewer than one batch of training.batch_size {}",
-                            source, labels.size(), tc.batch_size));
+  t.skipped = bad;
+  if (static_cast<int64_t>(t.labels.size()) < config.training.batch_size &&
+      config.training.drop_last) {
+    throw Error(
+        fmt::format("{} has {} usable images, fewer than one batch of training.batch_size {}",
+                    t.source, t.labels.size(), config.training.batch_size));
   }
+  return t;
+}
 
-  // Validation pairs, checked before the first epoch rather than after it.
-  std::optional<PairList> val_pairs;
-  if (!config.val.pairs.empty()) {
-    val_pairs = read_pairs(config.val.pairs, parse_pairs_format(config.val.pairs_format));
-    if (config.val.folds < val_pairs->num_folds) {
-      val_pairs->keep_folds(static_cast<int32_t>(config.val.folds));
+std::optional<PairList> validation_pairs(const TrainConfig& config) {
+  const auto& v = config.val;
+  if (v.pairs.empty()) return std::nullopt;
+  PairList pairs = read_pairs(v.pairs, parse_pairs_format(v.pairs_format));
+  if (v.folds < pairs.num_folds) pairs.keep_folds(static_cast<int32_t>(v.folds));
+  check_pair_images(pairs, v.root, false,
+                    static_cast<int>(std::max<int64_t>(2, config.data.workers)),
+                    fmt::format("(val.root '{}')", v.root));
+  return pairs;
+}
+
+namespace {
+
+/// One training run: the pieces train() puts together, in the order it calls them.
+class Run {
+ public:
+  Run(const TrainConfig& config, const TrainOptions& options)
+      : c_(config),
+        tc_(config.training),
+        options_(options),
+        dir_(config.paths.checkpoints_path),
+        preprocess_(preprocess_of(config)),
+        schedule_(schedule_of(config)) {}
+
+  TrainResult run() {
+    set_up();
+    for (int64_t epoch = start_epoch_; epoch < tc_.max_epoch; ++epoch) {
+      if (!run_epoch(epoch)) return result_;
     }
-    auto missing = val_pairs->missing_images(config.val.root);
-    if (!missing.empty()) {
-      throw Error(
-          fmt::format("val.pairs '{}' names {} images missing under val.root '{}', first "
-                      "'{}'",
-                      config.val.pairs, missing.size(), config.val.root, missing.front()));
+    result_.best_checkpoint = dir_ / "best.pt";
+    result_.best_metric = best_.value("value", 0.0);
+    result_.best_metric_name = best_.value("metric", "");
+    return result_;
+  }
+
+ private:
+  // Threads, the network, the data, the run directory, the starting point, the teacher: all
+  // inputs are checked before the directory is made and before the first step.
+  void set_up() {
+    const auto& dist = options_.distributed;
+    dist.check();
+    // Ranks sharing this machine share its cores.
+    int64_t threads_wanted = tc_.threads;
+    if (threads_wanted == 0 && dist.enabled()) {
+      const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+      threads_wanted = std::max<int64_t>(1, cores / local_ranks(dist));
+    }
+    threads_ = configure_threads(static_cast<int>(threads_wanted));
+    device_ = parse_device(tc_.device);
+
+    // The network, head, optimizer and schedule; each factory checks its own config keys.
+    torch::manual_seed(tc_.seed);  // the initial weights
+    learner_.emplace(make_backbone(backbone_options(c_)), MarginHead(head_options(c_)),
+                     LossOptions().type(parse_loss_type(c_.loss.type)).gamma(c_.loss.gamma),
+                     OptimizerOptions{tc_.optimizer, tc_.lr, tc_.momentum, tc_.weight_decay},
+                     device_);
+    learner_->precision(parse_precision(tc_.precision));
+
+    images_ = training_images(c_);
+    val_pairs_ = validation_pairs(c_);
+
+    // The other ranks; only rank 0 writes the run directory and the log.
+    if (dist.enabled()) ranks_ = std::make_shared<DataParallel>(dist);
+    writer_ = dist.rank == 0;
+    // Only now that the inputs are known to be good does the run get its directory.
+    if (writer_) fs::create_directories(dir_);
+    log_ = make_logger(dir_, writer_);
+    report_skipped_images();
+
+    restore();
+    make_loader();
+    attach_teacher();
+    learner_->freeze_batchnorm(tc_.freeze_bn);
+    if (ranks_) {
+      learner_->data_parallel(ranks_);
+      log_->info("Rank 0 of {} (rendezvous {}): {} images per rank and step, {} per global batch",
+                 dist.world_size, dist.master, tc_.batch_size, global_batch());
+    }
+    describe_run();
+  }
+
+  int64_t global_batch() const { return tc_.batch_size * options_.distributed.world_size; }
+  Backbone& backbone() { return learner_->backbone(); }
+  MarginHead& head() { return learner_->head(); }
+
+  void report_skipped_images() {
+    if (images_.skipped.empty()) return;
+    log_->warn("Training without {} damaged images of {} (data.bad_images: skip):",
+               images_.skipped.size(), images_.source);
+    std::string list;
+    for (const auto& b : images_.skipped) {
+      log_->warn("  {}", b.reason);
+      list += b.name + "\t" + b.reason + "\n";
+    }
+    if (writer_) write_file_atomic(dir_ / "bad_images.txt", list);
+  }
+
+  // Where training starts: a checkpoint to resume, weights to start from, or scratch.
+  void restore() {
+    if (!options_.resume.empty()) {
+      resume(options_.resume);
+    } else if (!c_.model.pretrained.empty()) {
+      start_from_pretrained();
     }
   }
-  const FlipMode val_flip = parse_flip_mode(config.val.flip);
 
-  // The other ranks; only rank 0 writes the run directory and the log.
-  std::shared_ptr<DataParallel> ranks;
-  if (dist.enabled()) ranks = std::make_shared<DataParallel>(dist);
-  const bool writer = dist.rank == 0;
-
-  // Only now that the inputs are known to be good does the run get its directory.
-  if (writer) fs::create_directories(dir);
-  auto log = make_logger(dir, writer);
-
-  // Where training starts.
-  TrainResult result;
-  int64_t start_epoch = 0, first_batch = 0, global_step = 0, steps_this_run = 0;
-  EpochStats partial;
-  nlohmann::json best = nlohmann::json::object();
-  if (!options.resume.empty()) {
-    Checkpoint ck = load_checkpoint(options.resume);
-    check_resumable(ck, *backbone, *head, learner.optimizer_type(), options.resume);
-    load_state_dict(*backbone, ck.backbone_state,
-                    fmt::format("checkpoint '{}' backbone_state_dict", options.resume.string()));
-    load_state_dict(*head, ck.head_state,
-                    fmt::format("checkpoint '{}' head_state_dict", options.resume.string()));
-    import_optimizer_state(learner.optimizer(), ck.optimizer_state);
-    start_epoch = ck.epoch;
-    first_batch = ck.batch_in_epoch;
+  void resume(const fs::path& path) {
+    Checkpoint ck = load_checkpoint(path);
+    check_resumable(ck, *backbone(), *head(), learner_->optimizer_type(), path);
+    load_state_dict(*backbone(), ck.backbone_state,
+                    fmt::format("checkpoint '{}' backbone_state_dict", path.string()));
+    load_state_dict(*head(), ck.head_state,
+                    fmt::format("checkpoint '{}' head_state_dict", path.string()));
+    import_optimizer_state(learner_->optimizer(), ck.optimizer_state);
+    start_epoch_ = ck.epoch;
+    first_batch_ = ck.batch_in_epoch;
     // A mid-epoch resume with another global batch (world size) continues at the same image.
-    const int64_t global_batch = tc.batch_size * dist.world_size;
-    const int64_t was = ck.metrics.value("global_batch", global_batch);
-    if (first_batch > 0 && was != global_batch) first_batch = first_batch * was / global_batch;
-    global_step = ck.global_step;
-    result.history = ck.metrics.value("history", nlohmann::json::array());
-    best = ck.metrics.value("best", nlohmann::json::object());
+    const int64_t was = ck.metrics.value("global_batch", global_batch());
+    if (first_batch_ > 0 && was != global_batch())
+      first_batch_ = first_batch_ * was / global_batch();
+    global_step_ = ck.global_step;
+    result_.history = ck.metrics.value("history", nlohmann::json::array());
+    best_ = ck.metrics.value("best", nlohmann::json::object());
     // Resuming from an older checkpoint (epoch_010.pt of a run that went on) must not let a
     // weaker epoch replace the best.pt the run already has.
-    if (writer && fs::exists(dir / "best.pt")) {
-      const auto kept = load_checkpoint(dir / "best.pt").metrics.value("best", best);
-      if (beats(kept, best)) {
-        best = kept;
-        log->info("Keeping {} (epoch {}, {} {:.4f}) until an epoch beats it",
-                  (dir / "best.pt").string(), best.value("epoch", 0), best.value("metric", ""),
-                  best.value("value", 0.0));
+    if (writer_ && fs::exists(dir_ / "best.pt")) {
+      const auto kept = load_checkpoint(dir_ / "best.pt").metrics.value("best", best_);
+      if (beats(kept, best_)) {
+        best_ = kept;
+        log_->info("Keeping {} (epoch {}, {} {:.4f}) until an epoch beats it",
+                   (dir_ / "best.pt").string(), best_.value("epoch", 0), best_.value("metric", ""),
+                   best_.value("value", 0.0));
       }
     }
     // The saved partial statistics cover all ranks: rank 0 carries them on.
-    if (first_batch > 0 && writer)
-      partial = EpochStats::from_json(ck.metrics.value("partial_epoch", nlohmann::json::object()));
-    log->info("Resumed from {}: epoch {} batch {} (step {})", options.resume.string(),
-              start_epoch + 1, first_batch, global_step);
-  } else if (!config.model.pretrained.empty()) {
-    const BackboneWeights w = read_backbone_weights(config.model.pretrained);
-    if (w.backbone && canonical_backbone_name(*w.backbone) != backbone->options().name()) {
-      throw Error(fmt::format("model.pretrained '{}' holds weights for {}, the config trains {}",
-                              config.model.pretrained, canonical_backbone_name(*w.backbone),
-                              backbone->options().name()));
+    if (first_batch_ > 0 && writer_) {
+      partial_ = EpochStats::from_json(ck.metrics.value("partial_epoch", nlohmann::json::object()));
     }
-    load_state_dict(*backbone, w.state, w.description);
-    log->info("Backbone initialised from {}", w.description);
-    if (config.model.pretrained_head) {
-      if (w.head.empty()) {
-        throw Error(fmt::format("model.pretrained_head: {} has no margin head to start from",
-                                w.description));
-      }
-      load_state_dict(*head, w.head, w.description + " margin head");
-      // Only the shapes can be checked: the rows are taken to be this train list's labels.
-      log->info("Margin head initialised from {} (its rows as the labels of {})", w.description,
-                config.data.train_list);
-    }
+    log_->info("Resumed from {}: epoch {} batch {} (step {})", path.string(), start_epoch_ + 1,
+               first_batch_, global_step_);
   }
 
-  LoaderOptions lo;
-  lo.batch_size = tc.batch_size;
-  lo.shuffle = true;
-  lo.progress = options.progress;
-  lo.drop_last = tc.drop_last;
-  lo.random_flip = config.data.random_flip;
-  lo.random_crop = config.data.random_crop;
-  lo.random_gray = config.data.random_gray;
-  lo.workers = config.data.workers;
-  lo.cache = config.data.cache;
-  lo.seed = tc.seed;
-  lo.shards = dist.world_size;
-  lo.shard = dist.rank;
-  log->info("Loading training data from {} ...", source);
-  Loader loader(ImageSource{data.root, names, {}, {}}, labels, preprocess, lo);
-  const int64_t batches = loader.batches_per_epoch();
+  void start_from_pretrained() {
+    const BackboneWeights w = read_backbone_weights(c_.model.pretrained);
+    if (w.backbone && canonical_backbone_name(*w.backbone) != backbone()->options().name()) {
+      throw Error(fmt::format("model.pretrained '{}' holds weights for {}, the config trains {}",
+                              c_.model.pretrained, canonical_backbone_name(*w.backbone),
+                              backbone()->options().name()));
+    }
+    load_state_dict(*backbone(), w.state, w.description);
+    log_->info("Backbone initialised from {}", w.description);
+    if (!c_.model.pretrained_head) return;
+    if (w.head.empty()) {
+      throw Error(
+          fmt::format("model.pretrained_head: {} has no margin head to start from", w.description));
+    }
+    load_state_dict(*head(), w.head, w.description + " margin head");
+    // Only the shapes can be checked: the rows are taken to be this train list's labels.
+    log_->info("Margin head initialised from {} (its rows as the labels of {})", w.description,
+               c_.data.train_list);
+  }
+
+  void make_loader() {
+    LoaderOptions lo;
+    lo.batch_size = tc_.batch_size;
+    lo.shuffle = true;
+    lo.progress = options_.progress;
+    lo.drop_last = tc_.drop_last;
+    lo.random_flip = c_.data.random_flip;
+    lo.random_crop = c_.data.random_crop;
+    lo.random_gray = c_.data.random_gray;
+    lo.workers = c_.data.workers;
+    lo.cache = c_.data.cache;
+    lo.seed = tc_.seed;
+    lo.shards = options_.distributed.world_size;
+    lo.shard = options_.distributed.rank;
+    log_->info("Loading training data from {} ...", images_.source);
+    loader_ = std::make_unique<Loader>(ImageSource{images_.data.root, images_.names, {}, {}},
+                                       images_.labels, preprocess_, lo);
+  }
 
   // Distillation: the teacher sees every training image once, before the first step.
-  at::Tensor teacher;
-  if (!config.distill.teacher.empty()) {
-    const auto& d = config.distill;
+  void attach_teacher() {
+    const auto& d = c_.distill;
+    if (d.teacher.empty()) return;
     DistillOptions o;
     o.embedding_weight = d.embedding_weight;
     o.logit_weight = d.logit_weight;
@@ -364,17 +436,16 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
     o.hard_weight = d.hard_weight;
     EvalOptions eo;
     eo.flip = parse_flip_mode(d.teacher_flip);
-    if (eo.flip == FlipMode::Concat) throw Error("distill.teacher_flip must be sum or none");
-    eo.batch_size = config.val.batch_size;
-    eo.workers = config.data.workers;
-    eo.progress = options.progress;
-    log->info("Teacher {}: embedding the {} training images ...", d.teacher, names.size());
+    eo.batch_size = c_.val.batch_size;
+    eo.workers = c_.data.workers;
+    eo.progress = options_.progress;
+    log_->info("Teacher {}: embedding the {} training images ...", d.teacher, images_.names.size());
     const auto t0 = Clock::now();
     TeacherTargets targets;
     try {
       targets = teacher_targets(
-          d.teacher, teacher_input(config), ImageSource{data.root, names, {}, {}}, eo, tc.device,
-          writer ? dir / "teacher_embeddings.pt" : fs::path(), learner.precision());
+          d.teacher, teacher_input(c_), ImageSource{images_.data.root, images_.names, {}, {}}, eo,
+          tc_.device, writer_ ? dir_ / "teacher_embeddings.pt" : fs::path(), learner_->precision());
     } catch (const Error& e) {
       // The loaders speak of the command-line options; here the config keys say the same.
       throw Error(fmt::format(
@@ -383,109 +454,110 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
           "teacher_std)",
           e.what()));
     }
-    if (targets.embeddings.size(1) != config.model.embedding_size) {
+    if (targets.embeddings.size(1) != c_.model.embedding_size) {
       throw Error(
           fmt::format("distill.teacher '{}' gives {}-D embeddings, the student {}-D "
                       "(model.embedding_size)",
-                      d.teacher, targets.embeddings.size(1), config.model.embedding_size));
+                      d.teacher, targets.embeddings.size(1), c_.model.embedding_size));
     }
-    learner.distill(o, targets.centres, targets.scale);
-    teacher = targets.embeddings;
-    log->info(
+    learner_->distill(o, targets.centres, targets.scale);
+    teacher_ = targets.embeddings;
+    log_->info(
         "Distilling from {} ({:.1f}s): embedding weight {}, logit weight {} (T {}), hard "
         "examples by {} weigh {}x",
         targets.description, since(t0), o.embedding_weight, o.logit_weight, o.temperature,
         to_string(o.hard_rule), 1 + o.hard_weight);
   }
 
-  learner.freeze_batchnorm(tc.freeze_bn);
-  if (ranks) {
-    learner.data_parallel(ranks);
-    log->info("Rank 0 of {} (rendezvous {}): {} images per rank and step, {} per global batch",
-              dist.world_size, dist.master, tc.batch_size, tc.batch_size * dist.world_size);
+  void describe_run() {
+    const auto info = system_info();
+    macs_ = forward_macs(*backbone());
+    if (writer_) {
+      nlohmann::json meta = config_to_json(c_);
+      meta["resolved"] = {{"backbone", backbone()->options().name()},
+                          {"dropout", backbone()->options().dropout()},
+                          {"margin", head()->options().margin()},
+                          {"precision", to_string(learner_->precision())},
+                          {"forward_gflops_per_image", 2 * macs_ / 1e9},
+                          {"bad_images_skipped", images_.skipped.size()}};
+      meta["system"] = {{"cpu", info.cpu_model},
+                        {"cpu_flags", info.cpu_flags},
+                        {"blas", info.blas},
+                        {"allocator", info.allocator},
+                        {"threads", info.threads},
+                        {"device", device_.str()},
+                        {"world_size", options_.distributed.world_size}};
+      write_file_atomic(dir_ / "training_config.json", meta.dump(2) + "\n");
+    }
+    log_->info("============================================================");
+    log_->info("Training {} + {} ({}), {} classes, {} images, {} batches of {}",
+               backbone()->options().name(), to_string(head()->options().type()), c_.loss.type,
+               c_.model.num_classes, loader_->size(), loader_->batches_per_epoch(), global_batch());
+    log_->info("Input {}x{}x{}, {:.2f} GFLOP forward per image; device {}, {} threads, {}, {}",
+               preprocess_.channels(), preprocess_.input_size, preprocess_.input_size,
+               2 * macs_ / 1e9, device_.str(), threads_, info.allocator,
+               to_string(learner_->precision()));
+    log_->info("============================================================");
   }
 
-  const auto info = system_info();
-  const double macs = forward_macs(*backbone);
-  if (writer) {
-    nlohmann::json meta = config_to_json(config);
-    meta["resolved"] = {{"backbone", backbone->options().name()},
-                        {"dropout", backbone->options().dropout()},
-                        {"margin", head->options().margin()},
-                        {"precision", to_string(learner.precision())},
-                        {"forward_gflops_per_image", 2 * macs / 1e9}};
-    meta["system"] = {
-        {"cpu", info.cpu_model},        {"cpu_flags", info.cpu_flags}, {"blas", info.blas},
-        {"allocator", info.allocator},  {"threads", info.threads},     {"device", device.str()},
-        {"world_size", dist.world_size}};
-    write_file_atomic(dir / "training_config.json", meta.dump(2) + "\n");
-  }
-  log->info("============================================================");
-  log->info("Training {} + {} ({}), {} classes, {} images, {} batches of {}",
-            backbone->options().name(), to_string(head->options().type()), config.loss.type,
-            config.model.num_classes, loader.size(), batches, tc.batch_size * dist.world_size);
-  log->info("Input {}x{}x{}, {:.2f} GFLOP forward per image; device {}, {} threads, {}, {}",
-            preprocess.channels(), preprocess.input_size, preprocess.input_size, 2 * macs / 1e9,
-            device.str(), threads, info.allocator, to_string(learner.precision()));
-  log->info("============================================================");
-
-  auto make_checkpoint = [&](int64_t epoch_done, int64_t batch_in_epoch, const EpochStats& stats) {
+  Checkpoint make_checkpoint(int64_t epoch_done, int64_t batch_in_epoch, const EpochStats& stats) {
     Checkpoint ck;
-    ck.backbone = backbone->options();
-    ck.preprocess = preprocess;
-    ck.head = head->options();
-    ck.backbone_state = state_dict(*backbone);
-    ck.head_state = state_dict(*head);
-    ck.optimizer_type = learner.optimizer_type();
-    ck.optimizer_state = export_optimizer_state(learner.optimizer());
+    ck.backbone = backbone()->options();
+    ck.preprocess = preprocess_;
+    ck.head = head()->options();
+    ck.backbone_state = state_dict(*backbone());
+    ck.head_state = state_dict(*head());
+    ck.optimizer_type = learner_->optimizer_type();
+    ck.optimizer_state = export_optimizer_state(learner_->optimizer());
     ck.scheduler = {
-        {"type", schedule.type}, {"last_epoch", epoch_done}, {"base_lr", schedule.base_lr}};
+        {"type", schedule_.type}, {"last_epoch", epoch_done}, {"base_lr", schedule_.base_lr}};
     ck.epoch = epoch_done;
     ck.batch_in_epoch = batch_in_epoch;
-    ck.global_step = global_step;
-    ck.config = config_to_json(config);
-    ck.metrics = {{"history", result.history},
-                  {"best", best},
-                  {"global_batch", tc.batch_size * dist.world_size}};
+    ck.global_step = global_step_;
+    ck.config = config_to_json(c_);
+    ck.metrics = {{"history", result_.history}, {"best", best_}, {"global_batch", global_batch()}};
     if (batch_in_epoch > 0) ck.metrics["partial_epoch"] = stats.to_json();
     return ck;
-  };
+  }
 
-  std::unique_ptr<Progress> progress;
-  for (int64_t epoch = start_epoch; epoch < tc.max_epoch; ++epoch) {
-    loader.start_epoch(epoch, first_batch);
-    EpochStats stats = first_batch > 0 ? partial : EpochStats{};
-    int64_t b = first_batch;
-    first_batch = 0;
-    learner.train();
-    if (options.progress) {
-      progress = std::make_unique<Progress>(fmt::format("epoch {}/{}", epoch + 1, tc.max_epoch),
+  // One epoch of steps, then its summary, validation and checkpoints. False when the run
+  // stopped early (a signal, --max-steps) after saving a resumable last.pt.
+  bool run_epoch(int64_t epoch) {
+    const int64_t batches = loader_->batches_per_epoch();
+    loader_->start_epoch(epoch, first_batch_);
+    EpochStats stats = first_batch_ > 0 ? partial_ : EpochStats{};
+    int64_t b = first_batch_;
+    first_batch_ = 0;
+    learner_->train();
+    std::unique_ptr<Progress> progress;
+    if (options_.progress) {
+      progress = std::make_unique<Progress>(fmt::format("epoch {}/{}", epoch + 1, tc_.max_epoch),
                                             batches, "batch");
       progress->update(b);
     }
-    auto epoch_start = Clock::now();
-    const double allreduce_before = ranks ? ranks->wait_seconds() : 0.0;
-    double lr = schedule.at(epoch, b, batches);
+    const auto epoch_start = Clock::now();
+    const double allreduce_before = ranks_ ? ranks_->wait_seconds() : 0.0;
+    double lr = schedule_.at(epoch, b, batches);
     for (;;) {
       const auto wait_start = Clock::now();
-      auto batch = loader.next();
+      auto batch = loader_->next();
       stats.wait_seconds += since(wait_start);
       if (!batch) break;
-      lr = schedule.at(epoch, b, batches);
-      // Seeding each step's random draws from its number makes resume exact.
+      lr = schedule_.at(epoch, b, batches);
       at::Tensor batch_teacher;
-      if (teacher.defined()) {
-        batch_teacher = teacher.index_select(0, torch::tensor(batch->indices, torch::kLong));
+      if (teacher_.defined()) {
+        batch_teacher = teacher_.index_select(0, torch::tensor(batch->indices, torch::kLong));
       }
+      // Seeding each step's random draws from its number makes resume exact.
       const auto step =
-          learner.step(batch->images, batch->labels, lr,
-                       mix_seed(tc.seed, static_cast<uint64_t>(global_step)), batch_teacher);
+          learner_->step(batch->images, batch->labels, lr,
+                         mix_seed(tc_.seed, static_cast<uint64_t>(global_step_)), batch_teacher);
       if (!std::isfinite(step.loss)) {
         throw Error(
             fmt::format("training stopped: the loss became {} at epoch {} batch {} (lr "
                         "{:g}); the last good checkpoint is kept in '{}'. Lower "
                         "training.lr or check the data.",
-                        step.loss, epoch + 1, b, lr, dir.string()));
+                        step.loss, epoch + 1, b, lr, dir_.string()));
       }
       const int64_t n = batch->images.size(0);
       stats.loss_sum += step.loss * n;
@@ -494,38 +566,53 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
       stats.correct += step.correct;
       stats.seen += n;
       ++stats.batches;
-      ++global_step;
-      ++steps_this_run;
-      if (b % tc.print_freq == 0) {
+      ++global_step_;
+      ++steps_this_run_;
+      if (b % tc_.print_freq == 0) {
         if (progress) progress->clear();
-        log->info("Epoch [{}/{}] Batch [{}/{}] Loss: {:.4f} Acc: {:.4f}", epoch + 1, tc.max_epoch,
-                  b, batches, step.loss, static_cast<double>(step.correct) / n);
+        log_->info("Epoch [{}/{}] Batch [{}/{}] Loss: {:.4f} Acc: {:.4f}", epoch + 1, tc_.max_epoch,
+                   b, batches, step.loss, static_cast<double>(step.correct) / n);
       }
       ++b;
       if (progress) {
         progress->update(b, fmt::format("loss {:.4f} acc {:.3f}", stats.loss_sum / stats.seen,
                                         static_cast<double>(stats.correct) / stats.seen));
       }
-      bool stop = stop_requested || steps_this_run == options.max_steps;
-      if (ranks) stop = ranks->sum({stop ? 1.0 : 0.0})[0] > 0;  // all ranks stop together
+      bool stop = stop_requested || steps_this_run_ == options_.max_steps;
+      if (ranks_) stop = ranks_->sum({stop ? 1.0 : 0.0})[0] > 0;  // all ranks stop together
       if (stop) {
         stats.seconds += since(epoch_start);
         if (progress) progress->clear();
-        if (ranks) stats = summed(stats, *ranks);
-        result.last_checkpoint = dir / "last.pt";
-        if (writer) save_checkpoint(make_checkpoint(epoch, b, stats), result.last_checkpoint);
-        log->info("Stopped at epoch {} batch {}: saved {} (continue with --resume {})", epoch + 1,
-                  b, result.last_checkpoint.string(), result.last_checkpoint.string());
-        result.interrupted = true;
-        result.stop_requested = stop_requested;
-        result.epochs_done = epoch;
-        return result;
+        if (ranks_) stats = summed(stats, *ranks_);
+        stop_mid_epoch(epoch, b, stats);
+        return false;
       }
     }
     stats.seconds += since(epoch_start);
     if (progress) progress->finish();
-    if (ranks) stats = summed(stats, *ranks);
+    if (ranks_) stats = summed(stats, *ranks_);
+    nlohmann::json record = summarise_epoch(epoch, lr, stats, allreduce_before);
+    if (writer_ && val_pairs_ &&
+        ((epoch + 1) % c_.val.interval == 0 || epoch + 1 == tc_.max_epoch)) {
+      record["val"] = validate();
+    }
+    result_.history.push_back(record);
+    save_epoch(epoch, record);
+    return true;
+  }
 
+  void stop_mid_epoch(int64_t epoch, int64_t batch, const EpochStats& stats) {
+    result_.last_checkpoint = dir_ / "last.pt";
+    if (writer_) save_checkpoint(make_checkpoint(epoch, batch, stats), result_.last_checkpoint);
+    log_->info("Stopped at epoch {} batch {}: saved {} (continue with --resume {})", epoch + 1,
+               batch, result_.last_checkpoint.string(), result_.last_checkpoint.string());
+    result_.interrupted = true;
+    result_.stop_requested = stop_requested;
+    result_.epochs_done = epoch;
+  }
+
+  nlohmann::json summarise_epoch(int64_t epoch, double lr, const EpochStats& stats,
+                                 double allreduce_before) {
     const double mean_loss = stats.loss_sum / std::max<int64_t>(1, stats.seen);
     const double accuracy = static_cast<double>(stats.correct) / std::max<int64_t>(1, stats.seen);
     const double images_per_s = stats.seen / std::max(1e-9, stats.seconds);
@@ -536,96 +623,131 @@ TrainResult train(const TrainConfig& config, const TrainOptions& options) {
                              {"seconds", stats.seconds},
                              {"data_wait_seconds", stats.wait_seconds},
                              {"images_per_s", images_per_s},
-                             {"peak_rss_mib", peak_rss_mib()}};
-    if (ranks) {
-      record["world_size"] = dist.world_size;
-      record["allreduce_wait_seconds"] = ranks->wait_seconds() - allreduce_before;
-      log->info("Data parallel over {} ranks: {:.1f}s waiting for gradient all-reduces",
-                dist.world_size, ranks->wait_seconds() - allreduce_before);
+                             {"peak_rss_mib", peak_rss_mib()},
+                             {"images", loader_->size()},
+                             {"bad_images_skipped", images_.skipped.size()}};
+    if (ranks_) {
+      const double waited = ranks_->wait_seconds() - allreduce_before;
+      record["world_size"] = options_.distributed.world_size;
+      record["allreduce_wait_seconds"] = waited;
+      log_->info("Data parallel over {} ranks: {:.1f}s waiting for gradient all-reduces",
+                 options_.distributed.world_size, waited);
     }
-    if (teacher.defined()) {
+    if (teacher_.defined()) {
       const double seen = std::max<int64_t>(1, stats.seen);
       record["distill_loss"] = stats.distill_sum / seen;
       record["hard_fraction"] = stats.hard / seen;
-      log->info("Distillation term {:.4f}, hard examples {:.1f}%", stats.distill_sum / seen,
-                100 * stats.hard / seen);
+      log_->info("Distillation term {:.4f}, hard examples {:.1f}%", stats.distill_sum / seen,
+                 100 * stats.hard / seen);
     }
-    log->info("============================================================");
-    log->info("Epoch {}/{} complete - Time: {:.1f}s", epoch + 1, tc.max_epoch, stats.seconds);
-    log->info("Average Loss: {:.4f}", mean_loss);
-    log->info("Average Acc: {:.4f} ({:.2f}%)", accuracy, 100 * accuracy);
-    log->info("Learning rate: {:.6f}", lr);
-    log->info(
+    log_->info("============================================================");
+    log_->info("Epoch {}/{} complete - Time: {:.1f}s", epoch + 1, tc_.max_epoch, stats.seconds);
+    log_->info("Average Loss: {:.4f}", mean_loss);
+    log_->info("Average Acc: {:.4f} ({:.2f}%)", accuracy, 100 * accuracy);
+    log_->info("Learning rate: {:.6f}", lr);
+    log_->info(
         "Throughput: {:.1f} images/s ({:.1f} GFLOP/s), {:.1f}s waiting for data, peak RSS "
         "{:.0f} MiB",
-        images_per_s, images_per_s * 6 * macs / 1e9, stats.wait_seconds, peak_rss_mib());
+        images_per_s, images_per_s * 6 * macs_ / 1e9, stats.wait_seconds, peak_rss_mib());
+    return record;
+  }
 
-    // Validation and the best checkpoint.
-    std::string metric_name = "train_accuracy";
-    double metric = accuracy;
-    if (writer && val_pairs &&
-        ((epoch + 1) % config.val.interval == 0 || epoch + 1 == tc.max_epoch)) {
-      backbone->eval();
-      Embedder embedder(backbone, preprocess);
-      embedder.precision(learner.precision());
-      EvalOptions eo;
-      eo.flip = val_flip;
-      eo.batch_size = config.val.batch_size;
-      eo.workers = config.data.workers;
-      eo.progress = options.progress;
-      const auto val = evaluate_pairs(embedder, *val_pairs, config.val.root, eo);
-      learner.train();
-      const auto& m = val.metrics;
-      const bool folds = val_pairs->num_folds > 1;
-      metric_name = folds ? "val_accuracy_10fold" : "val_accuracy_best";
-      metric = folds ? m.accuracy_10fold_mean : m.accuracy_best;
-      record["val"] = {{"pairs", m.pairs},
-                       {"folds", val_pairs->num_folds},
-                       {"accuracy_10fold_mean", m.accuracy_10fold_mean},
-                       {"accuracy_10fold_std", m.accuracy_10fold_std},
-                       {"accuracy_best", m.accuracy_best},
-                       {"threshold_best", m.threshold_best},
-                       {"roc_auc", m.roc_auc},
-                       {"seconds", val.seconds}};
-      log->info(
-          "Validation ({} pairs, {} folds): {}-fold {:.4f} ± {:.4f}, best-threshold {:.4f}, "
-          "AUC {:.4f} ({:.1f}s)",
-          m.pairs, val_pairs->num_folds, val_pairs->num_folds, m.accuracy_10fold_mean,
-          m.accuracy_10fold_std, m.accuracy_best, m.roc_auc, val.seconds);
+  // The validation pairs through the backbone as it is now, in the training's precision.
+  nlohmann::json validate() {
+    backbone()->eval();
+    Embedder embedder(backbone(), preprocess_);
+    embedder.precision(learner_->precision());
+    EvalOptions eo;
+    eo.flip = parse_flip_mode(c_.val.flip);
+    eo.batch_size = c_.val.batch_size;
+    eo.workers = c_.data.workers;
+    eo.progress = options_.progress;
+    const auto val = evaluate_pairs(embedder, *val_pairs_, c_.val.root, eo);
+    learner_->train();
+    const auto& m = val.metrics;
+    const int32_t folds = val_pairs_->num_folds;
+    log_->info(
+        "Validation ({} pairs, {} folds): {}-fold {:.4f} ± {:.4f}, best-threshold {:.4f}, "
+        "AUC {:.4f} ({:.1f}s)",
+        m.pairs, folds, folds, m.accuracy_10fold_mean, m.accuracy_10fold_std, m.accuracy_best,
+        m.roc_auc, val.seconds);
+    return {{"pairs", m.pairs},
+            {"folds", folds},
+            {"accuracy_10fold_mean", m.accuracy_10fold_mean},
+            {"accuracy_10fold_std", m.accuracy_10fold_std},
+            {"accuracy_best", m.accuracy_best},
+            {"threshold_best", m.threshold_best},
+            {"roc_auc", m.roc_auc},
+            {"seconds", val.seconds}};
+  }
+
+  // The checkpoint policy: last.pt every epoch, epoch_NNN.pt every save_interval, best.pt
+  // (and best_lfw.json) when the epoch beats the best by beats().
+  void save_epoch(int64_t epoch, const nlohmann::json& record) {
+    nlohmann::json candidate = {
+        {"metric", "train_accuracy"}, {"value", record["accuracy"]}, {"epoch", epoch + 1}};
+    if (record.contains("val")) {
+      const auto& v = record["val"];
+      const bool folds = v["folds"].get<int32_t>() > 1;
+      candidate["metric"] = folds ? "val_accuracy_10fold" : "val_accuracy_best";
+      candidate["value"] = folds ? v["accuracy_10fold_mean"] : v["accuracy_best"];
     }
-    result.history.push_back(record);
-    const nlohmann::json candidate = {
-        {"metric", metric_name}, {"value", metric}, {"epoch", epoch + 1}};
-    const bool improved = beats(candidate, best);
-    if (improved) best = candidate;
-
-    result.last_checkpoint = dir / "last.pt";
-    result.epochs_done = epoch + 1;
-    if (!writer) continue;
-    Checkpoint ck = make_checkpoint(epoch + 1, 0, {});
-    save_checkpoint(ck, result.last_checkpoint);
-    if ((epoch + 1) % tc.save_interval == 0) {
-      save_checkpoint(ck, dir / fmt::format("epoch_{:03d}.pt", epoch + 1));
+    const bool improved = beats(candidate, best_);
+    if (improved) best_ = candidate;
+    result_.last_checkpoint = dir_ / "last.pt";
+    result_.epochs_done = epoch + 1;
+    if (!writer_) return;
+    const Checkpoint ck = make_checkpoint(epoch + 1, 0, {});
+    save_checkpoint(ck, result_.last_checkpoint);
+    if ((epoch + 1) % tc_.save_interval == 0) {
+      save_checkpoint(ck, dir_ / fmt::format("epoch_{:03d}.pt", epoch + 1));
     }
     if (improved) {
-      save_checkpoint(ck, dir / "best.pt");
-      log->info("Saved best model: {} ({} {:.4f})", (dir / "best.pt").string(), metric_name,
-                metric);
+      save_checkpoint(ck, dir_ / "best.pt");
+      log_->info("Saved best model: {} ({} {:.4f})", (dir_ / "best.pt").string(),
+                 candidate["metric"].get<std::string>(), candidate["value"].get<double>());
       if (record.contains("val")) {
         nlohmann::json best_lfw = record["val"];
         best_lfw["epoch"] = epoch + 1;
         best_lfw["checkpoint"] = "best.pt";
-        best_lfw["pairs_file"] = config.val.pairs;
-        write_file_atomic(dir / "best_lfw.json", best_lfw.dump(2) + "\n");
+        best_lfw["pairs_file"] = c_.val.pairs;
+        write_file_atomic(dir_ / "best_lfw.json", best_lfw.dump(2) + "\n");
       }
     }
-    write_file_atomic(dir / "history.json", result.history.dump(2) + "\n");
-    log->info("============================================================");
+    write_file_atomic(dir_ / "history.json", result_.history.dump(2) + "\n");
+    log_->info("============================================================");
   }
-  result.best_checkpoint = dir / "best.pt";
-  result.best_metric = best.value("value", 0.0);
-  result.best_metric_name = best.value("metric", "");
-  return result;
+
+  const TrainConfig& c_;
+  const TrainingConfig& tc_;
+  const TrainOptions& options_;
+  const fs::path dir_;
+  const Preprocess preprocess_;
+  const LrSchedule schedule_;
+  int threads_ = 0;
+  c10::Device device_{c10::kCPU};
+  std::optional<Learner> learner_;
+  TrainingImages images_;
+  std::optional<PairList> val_pairs_;
+  std::shared_ptr<DataParallel> ranks_;
+  bool writer_ = true;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<Loader> loader_;
+  at::Tensor teacher_;
+  double macs_ = 0;
+  // Where the run stands.
+  int64_t start_epoch_ = 0, first_batch_ = 0, global_step_ = 0, steps_this_run_ = 0;
+  EpochStats partial_;
+  nlohmann::json best_ = nlohmann::json::object();
+  TrainResult result_;
+};
+
+}  // namespace
+
+TrainResult train(const TrainConfig& config, const TrainOptions& options) {
+  check_config(config);
+  stop_requested = false;
+  return Run(config, options).run();
 }
 
 }  // namespace arcface

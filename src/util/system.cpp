@@ -67,25 +67,6 @@ bool cpu_has_native_bf16() {
          flags.find(" amx_bf16 ") != std::string::npos;
 }
 
-Precision parse_precision(const std::string& name) {
-  if (name == "auto") return Precision::Auto;
-  if (name == "fp32") return Precision::Fp32;
-  if (name == "bf16") return Precision::Bf16;
-  throw Error(fmt::format("unknown precision '{}' (expected auto, fp32 or bf16)", name));
-}
-
-std::string to_string(Precision precision) {
-  switch (precision) {
-    case Precision::Auto:
-      return "auto";
-    case Precision::Fp32:
-      return "fp32";
-    case Precision::Bf16:
-      return "bf16";
-  }
-  return "?";
-}
-
 Precision resolve_precision(Precision precision, bool cuda) {
   if (precision != Precision::Auto) return precision;
   return !cuda && cpu_has_native_bf16() ? Precision::Bf16 : Precision::Fp32;

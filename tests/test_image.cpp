@@ -1,0 +1,117 @@
+#include <fstream>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "arcface/error.h"
+#include "arcface/image.h"
+#include "arcface/loader.h"
+#include "test_util.h"
+
+namespace arcface {
+namespace {
+
+const fs::path kWhole = "Abel_Pacheco/Abel_Pacheco_0001.jpg";
+
+// A real crop cut to its first `bytes`: what a failed copy or download leaves.
+fs::path truncated_copy(const fs::path& dir, size_t bytes) {
+  const auto whole = read_file_bytes(test::sample_dir() / "lfw" / kWhole);
+  fs::create_directories(dir / kWhole.parent_path());
+  std::ofstream(dir / kWhole, std::ios::binary)
+      .write(reinterpret_cast<const char*>(whole.data()), static_cast<std::streamsize>(bytes));
+  return dir / kWhole;
+}
+
+TEST(Image, TruncatedJpegIsAnErrorNamingTheFile) {
+  const auto dir = test::temp_dir("image_truncated");
+  const auto path = truncated_copy(dir, 700);
+  // OpenCV decodes it, the missing part grey: the silent wrong input this guards against.
+  EXPECT_FALSE(cv::imread(path.string()).empty());
+  for (Color color : {Color::BGR, Color::RGB, Color::Gray}) {
+    try {
+      read_image(path, color);
+      FAIL() << "a truncated JPEG was decoded as whole";
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find(path.string()), std::string::npos) << message;
+      EXPECT_NE(message.find("Premature end of JPEG file"), std::string::npos) << message;
+    }
+  }
+}
+
+TEST(Image, CorruptDataAndNonImagesAreErrors) {
+  const auto dir = test::temp_dir("image_corrupt");
+  auto bytes = read_file_bytes(test::sample_dir() / "lfw" / kWhole);
+  // Entropy-coded data overwritten in the middle: libjpeg-turbo reports corrupt data.
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 64; ++i) bytes[i] = 0xFF;
+  EXPECT_THROW(decode_bytes(bytes.data(), bytes.size(), Color::BGR, "corrupt.jpg"), Error);
+  const std::string text = "not an image";
+  EXPECT_THROW(decode_bytes(reinterpret_cast<const uint8_t*>(text.data()), text.size(), Color::BGR,
+                            "text.jpg"),
+               Error);
+  EXPECT_THROW(read_image(dir / "absent.jpg", Color::BGR), Error);
+}
+
+TEST(Image, PngStillDecodes) {
+  const cv::Mat bgr = read_image(test::sample_dir() / "lfw" / kWhole, Color::BGR);
+  std::vector<uint8_t> png;
+  ASSERT_TRUE(cv::imencode(".png", bgr, png));
+  const cv::Mat back = decode_bytes(png.data(), png.size(), Color::BGR, "x.png");
+  EXPECT_EQ(cv::norm(back, bgr, cv::NORM_INF), 0);
+}
+
+// TurboJPEG replaced cv::imread: every LFW crop must decode to the same pixels, in colour and
+// in grayscale.
+TEST(Image, TurboJpegMatchesOpenCvOnEveryLfwCrop) {
+  REQUIRE_SHARED_DATA();
+  int64_t files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(test::lfw_root())) {
+    if (entry.path().extension() != ".jpg") continue;
+    for (Color color : {Color::BGR, Color::Gray}) {
+      const cv::Mat ours = read_image(entry.path(), color);
+      const cv::Mat theirs = cv::imread(
+          entry.path().string(), color == Color::Gray ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+      ASSERT_EQ(cv::norm(ours, theirs, cv::NORM_INF), 0) << entry.path();
+    }
+    ++files;
+  }
+  EXPECT_EQ(files, 13233);
+}
+
+TEST(Image, FindBadImagesListsThemInOrder) {
+  const auto dir = test::temp_dir("image_find_bad");
+  truncated_copy(dir, 700);
+  fs::create_directories(dir / "b");
+  fs::copy_file(test::sample_dir() / "lfw" / kWhole, dir / "b" / "whole.jpg");
+  std::ofstream(dir / "b" / "text.jpg") << "garbage";
+  const ImageSource source{dir, {"b/whole.jpg", kWhole.string(), "b/text.jpg", "b/absent.jpg"}};
+  const auto bad = find_bad_images(source, 2);
+  ASSERT_EQ(bad.size(), 3u);
+  EXPECT_EQ(bad[0].name, kWhole.string());
+  EXPECT_NE(bad[0].reason.find("damaged"), std::string::npos) << bad[0].reason;
+  EXPECT_EQ(bad[1].name, "b/text.jpg");
+  EXPECT_EQ(bad[2].name, "b/absent.jpg");
+  EXPECT_NE(bad[2].reason.find("not found"), std::string::npos) << bad[2].reason;
+}
+
+TEST(Image, LoaderRefusesATruncatedImage) {
+  const auto dir = test::temp_dir("image_loader");
+  truncated_copy(dir, 700);
+  Preprocess pre;
+  pre.input_size = 32;
+  LoaderOptions o;
+  o.batch_size = 1;
+  o.progress = false;
+  Loader loader(ImageSource{dir, {kWhole.string()}}, {}, pre, o);
+  loader.start_epoch(0);
+  try {
+    loader.next();
+    FAIL() << "the loader gave a truncated image";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Abel_Pacheco_0001.jpg' is damaged"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace arcface
