@@ -9,6 +9,7 @@ packages=(
   libopencv-dev libturbojpeg0-dev libdlib-dev libdlib-data
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
   libplplot-dev plplot-driver-cairo
+  libfaiss-dev libsqlite3-dev
   libgtest-dev libbenchmark-dev
 )
 missing=()

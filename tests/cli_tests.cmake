@@ -126,3 +126,9 @@ add_cli_test(cli.mean_std_keep_the_images 0 "Wrote 2 descriptors of 512 values .
   ${arcface_bin} embed --model ${CMAKE_CURRENT_SOURCE_DIR}/data/interop_ir18_plain.pth
     --backbone iresnet18 --mean 0.5,0.5,0.5 --std 0.5 ${sample}/lfw/Abel_Pacheco/Abel_Pacheco_0001.jpg
     ${sample}/lfw/Abel_Pacheco/Abel_Pacheco_0004.jpg --out ${CMAKE_CURRENT_BINARY_DIR}/cli_mean/two.npy)
+
+# A persistent gallery through the command: enrol, identify, edit, and the refusals.
+add_cli_test(cli.gallery 0 "gallery OK"
+  bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_gallery.sh ${arcface_bin} ${sample} ${fixture_dir}/last.pt
+       ${CMAKE_CURRENT_SOURCE_DIR}/data/tiny_embedder.onnx ${CMAKE_CURRENT_BINARY_DIR}/cli_gallery)
+set_tests_properties(cli.gallery PROPERTIES FIXTURES_REQUIRED model)

@@ -13,6 +13,9 @@ void add_embed(CLI::App& app);
 void add_verify(CLI::App& app);
 void add_export(CLI::App& app);
 void add_align(CLI::App& app);
+void add_gallery(CLI::App& app);
+void add_identify(CLI::App& app);
+void add_identify_eval(CLI::App& app);
 
 }  // namespace arcface::cli
 

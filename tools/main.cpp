@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
   arcface::cli::add_verify(app);
   arcface::cli::add_export(app);
   arcface::cli::add_align(app);
+  arcface::cli::add_gallery(app);
+  arcface::cli::add_identify(app);
+  arcface::cli::add_identify_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -8,6 +8,7 @@
 
 #include <spdlog/fmt/fmt.h>
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "arcface/config.h"
 #include "arcface/embedder.h"
@@ -49,11 +50,11 @@ struct ModelArgs {
   std::string mean = "0.5", std = "0.5";  // one value, or one per channel: 0.485,0.456,0.406
   int threads = 0;
 
-  void add_to(CLI::App* cmd) {
-    cmd->add_option("--model", model,
-                    "a checkpoint of ours, a PyTorch checkpoint or state dict (.pt/.pth), or an "
-                    "ONNX model (.onnx)")
-        ->required();
+  void add_to(CLI::App* cmd, bool required = true) {
+    auto* option = cmd->add_option("--model", model,
+                                   "a checkpoint of ours, a PyTorch checkpoint or state dict "
+                                   "(.pt/.pth), or an ONNX model (.onnx)");
+    if (required) option->required();
     cmd->add_option("--device", device, "cpu or cuda")->capture_default_str();
     cmd->add_option("--threads", threads, "compute threads (0: one per core)")
         ->capture_default_str();
@@ -79,6 +80,21 @@ struct ModelArgs {
     cmd->add_option("--std", std, "std on 0..1 pixels: one value or r,g,b")
         ->capture_default_str()
         ->group("Foreign models");
+  }
+
+  /// How to load the model again: the options that describe a foreign model's input.
+  nlohmann::json load_args() const {
+    return {{"backbone", backbone}, {"input_size", input_size},
+            {"resize", resize},     {"color", color},
+            {"mean", mean},         {"std", std}};
+  }
+  void take_load_args(const nlohmann::json& j) {
+    backbone = j.value("backbone", backbone);
+    input_size = j.value("input_size", input_size);
+    resize = j.value("resize", resize);
+    color = j.value("color", color);
+    mean = j.value("mean", mean);
+    std = j.value("std", std);
   }
 
   Embedder load() const {

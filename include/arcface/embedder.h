@@ -52,6 +52,8 @@ class Embedder {
   int64_t dim(FlipMode flip = FlipMode::None) const;
   /// A short description: "resnet_face18 checkpoint 'x.pt'" or "ONNX model 'y.onnx'".
   const std::string& description() const { return description_; }
+  /// The network: a backbone name, or "onnx".
+  const std::string& network() const { return network_; }
   /// The network in bf16 (mixed precision) or fp32 (the default); Auto is resolved here.
   /// ONNX models always run in fp32.
   void precision(Precision precision);
@@ -74,7 +76,7 @@ class Embedder {
   std::unique_ptr<Onnx> onnx_;
   Preprocess preprocess_;
   c10::Device device_{c10::kCPU};
-  std::string description_;
+  std::string description_, network_;
   Precision precision_ = Precision::Fp32;
   int64_t dim_ = 0;
 };

@@ -40,7 +40,7 @@ Embedder::Embedder(Backbone backbone, Preprocess preprocess)
     : backbone_(std::move(backbone)), preprocess_(std::move(preprocess)) {
   device_ = backbone_->parameters().front().device();
   dim_ = backbone_->options().embedding_dim();
-  description_ = backbone_->options().name();
+  description_ = network_ = backbone_->options().name();
 }
 
 Embedder Embedder::load(const fs::path& model, const std::string& device,
@@ -71,6 +71,7 @@ Embedder Embedder::load(const fs::path& model, const std::string& device,
                       std::string(ex.what()).substr(0, 300)));
     }
     e.description_ = fmt::format("ONNX model '{}'", model.string());
+    e.network_ = "onnx";
     return e;
   }
   const BackboneWeights w = read_backbone_weights(model);
@@ -83,6 +84,7 @@ Embedder Embedder::load(const fs::path& model, const std::string& device,
   e.backbone_->to(e.device_);
   e.dim_ = e.backbone_->options().embedding_dim();
   e.description_ = w.description;
+  e.network_ = e.backbone_->options().name();
   return e;
 }
 

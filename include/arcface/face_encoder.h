@@ -1,0 +1,52 @@
+#pragma once
+
+// From photos to gallery entries: find the faces (or take aligned crops as they are), align,
+// and describe each with a model.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "arcface/aligner.h"
+#include "arcface/embedder.h"
+#include "arcface/gallery.h"
+
+namespace arcface {
+
+struct FaceEncoderOptions {
+  FlipMode flip = FlipMode::Sum;
+  /// Raw photos: the detector that finds the faces, which are warped to the 112x112 template.
+  /// Without it every image is taken to be an aligned crop.
+  std::optional<DetectorOptions> detector;
+  bool all_faces = false;  // every face of a photo, or only the main one (largest, central)
+  int64_t batch_size = 32;
+};
+
+/// The fingerprint a gallery keeps of `embedder` (loaded from `model_file`, with `load_args`
+/// saying how to load it again).
+GalleryModel gallery_model(const Embedder& embedder, const fs::path& model_file, FlipMode flip,
+                           const nlohmann::json& load_args = nlohmann::json::object());
+
+class FaceEncoder {
+ public:
+  FaceEncoder(Embedder& embedder, FaceEncoderOptions options);
+  ~FaceEncoder();
+
+  /// The faces of one decoded photo (BGR), each with its unit descriptor, box, score and
+  /// aligned crop; none when a detector finds no face.
+  std::vector<NewFace> encode(const cv::Mat& bgr, const std::string& source);
+  /// The same for many photos, the network run in batches; `faces[i]` belong to photo i.
+  std::vector<std::vector<NewFace>> encode(const std::vector<cv::Mat>& photos,
+                                           const std::vector<std::string>& sources);
+  /// Unit descriptors of aligned crops (any size), in batches.
+  std::vector<std::vector<float>> describe(const std::vector<cv::Mat>& crops);
+
+ private:
+  Embedder& embedder_;
+  FaceEncoderOptions options_;
+  std::unique_ptr<FaceDetector> detector_;
+};
+
+}  // namespace arcface

@@ -1,0 +1,91 @@
+#include "arcface/face_encoder.h"
+
+#include <torch/torch.h>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "arcface/align.h"
+#include "arcface/error.h"
+
+namespace arcface {
+
+GalleryModel gallery_model(const Embedder& embedder, const fs::path& model_file, FlipMode flip,
+                           const nlohmann::json& load_args) {
+  GalleryModel m;
+  m.network = embedder.network();
+  m.input = describe(embedder.preprocess());
+  m.weights_hash = file_hash(model_file);
+  m.dim = embedder.dim(flip);
+  m.flip = to_string(flip);
+  m.path = fs::absolute(model_file).string();
+  m.load_args = load_args;
+  return m;
+}
+
+FaceEncoder::FaceEncoder(Embedder& embedder, FaceEncoderOptions options)
+    : embedder_(embedder), options_(std::move(options)) {
+  if (options_.detector) detector_ = make_detector(*options_.detector);
+}
+
+FaceEncoder::~FaceEncoder() = default;
+
+std::vector<std::vector<float>> FaceEncoder::describe(const std::vector<cv::Mat>& crops) {
+  std::vector<std::vector<float>> out;
+  const auto batch = static_cast<size_t>(std::max<int64_t>(1, options_.batch_size));
+  for (size_t begin = 0; begin < crops.size(); begin += batch) {
+    const std::vector<cv::Mat> part(crops.begin() + begin,
+                                    crops.begin() + std::min(crops.size(), begin + batch));
+    const at::Tensor d = embedder_.embed(part, options_.flip).contiguous();
+    const float* p = d.data_ptr<float>();
+    for (int64_t i = 0; i < d.size(0); ++i)
+      out.emplace_back(p + i * d.size(1), p + (i + 1) * d.size(1));
+  }
+  return out;
+}
+
+std::vector<std::vector<NewFace>> FaceEncoder::encode(const std::vector<cv::Mat>& photos,
+                                                      const std::vector<std::string>& sources) {
+  std::vector<std::vector<NewFace>> faces(photos.size());
+  std::vector<cv::Mat> crops;
+  std::vector<size_t> owner;
+  for (size_t i = 0; i < photos.size(); ++i) {
+    if (!detector_) {
+      NewFace f;
+      f.source = sources[i];
+      faces[i].push_back(f);
+      crops.push_back(photos[i]);
+      owner.push_back(i);
+      continue;
+    }
+    const auto found = detector_->detect(photos[i]);
+    std::vector<Face> kept;
+    if (options_.all_faces) {
+      kept = found;
+    } else if (const int main = main_face(found, photos[i].size()); main >= 0) {
+      kept.push_back(found[main]);
+    }
+    for (const auto& face : kept) {
+      NewFace f;
+      f.source = sources[i];
+      f.box = {face.box.x, face.box.y, face.box.width, face.box.height};
+      f.score = face.score;
+      faces[i].push_back(f);
+      crops.push_back(align_face(photos[i], face));
+      owner.push_back(i);
+    }
+  }
+  const auto descriptors = describe(crops);
+  std::vector<size_t> next(photos.size(), 0);
+  for (size_t c = 0; c < crops.size(); ++c) {
+    NewFace& f = faces[owner[c]][next[owner[c]]++];
+    f.embedding = descriptors[c];
+    cv::imencode(".jpg", crops[c], f.crop_jpeg, {cv::IMWRITE_JPEG_QUALITY, 95});
+  }
+  return faces;
+}
+
+std::vector<NewFace> FaceEncoder::encode(const cv::Mat& bgr, const std::string& source) {
+  return encode(std::vector<cv::Mat>{bgr}, {source}).front();
+}
+
+}  // namespace arcface

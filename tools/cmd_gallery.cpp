@@ -1,0 +1,371 @@
+// `arcface gallery ...` and `arcface identify`: enrol people in a persistent gallery and find
+// them again in new photos; `arcface identify-eval` measures it on LFW.
+#include <fstream>
+#include <iostream>
+
+#include <spdlog/fmt/fmt.h>
+#include <nlohmann/json.hpp>
+
+#include "arcface/dataset.h"
+#include "arcface/error.h"
+#include "arcface/identify.h"
+#include "commands.h"
+#include "model_args.h"
+
+namespace arcface::cli {
+
+namespace {
+
+struct GalleryArgs {
+  ModelArgs model;
+  std::string gallery, flip = "sum", detector, detector_model;
+  bool all_faces = false;
+  int64_t batch_size = 32;
+};
+
+void add_gallery_options(CLI::App* cmd, GalleryArgs& a, bool model_required = false) {
+  cmd->add_option("--gallery", a.gallery, "the gallery file (SQLite)")->required();
+  a.model.add_to(cmd, model_required);
+}
+
+void add_face_options(CLI::App* cmd, GalleryArgs& a) {
+  cmd->add_option("--detector", a.detector,
+                  "raw photos: find faces with dlib, yunet or mtcnn (default: images are aligned "
+                  "crops)");
+  cmd->add_option("--detector-model", a.detector_model, "the yunet .onnx or mtcnn folder");
+  cmd->add_flag("--all-faces", a.all_faces, "every face of a photo, not only the main one");
+  cmd->add_option("--batch-size", a.batch_size, "faces per network batch")->capture_default_str();
+}
+
+FaceEncoderOptions encoder_options(const GalleryArgs& a, FlipMode flip) {
+  FaceEncoderOptions o;
+  o.flip = flip;
+  o.all_faces = a.all_faces;
+  o.batch_size = a.batch_size;
+  if (!a.detector.empty()) {
+    DetectorOptions d;
+    d.type = a.detector;
+    d.model = a.detector_model;
+    o.detector = d;
+  }
+  return o;
+}
+
+/// A gallery with the model that reads it: the one given (checked against the gallery's
+/// fingerprint) or the one the gallery was made with.
+struct Opened {
+  Embedder embedder;
+  Gallery gallery;
+  FlipMode flip;
+};
+
+Opened open_gallery(GalleryArgs& a) {
+  const GalleryModel stored = Gallery::open(a.gallery).model();
+  if (a.model.model.empty()) {
+    a.model.model = stored.path;
+    a.model.take_load_args(stored.load_args);
+  }
+  Embedder embedder = a.model.load();
+  const FlipMode flip = parse_flip_mode(stored.flip);
+  const GalleryModel given = gallery_model(embedder, a.model.model, flip, a.model.load_args());
+  Gallery gallery = Gallery::open(a.gallery, given);
+  return {std::move(embedder), std::move(gallery), flip};
+}
+
+std::vector<std::string> image_files(const std::vector<std::string>& args) {
+  std::vector<std::string> files;
+  for (const auto& a : args) {
+    if (fs::is_directory(a)) {
+      std::vector<std::string> inside;
+      for (const auto& e : fs::recursive_directory_iterator(a)) {
+        if (e.is_regular_file() && is_image_file(e.path())) inside.push_back(e.path().string());
+      }
+      std::sort(inside.begin(), inside.end());
+      files.insert(files.end(), inside.begin(), inside.end());
+    } else {
+      files.push_back(a);
+    }
+  }
+  return files;
+}
+
+void add_create(CLI::App* group) {
+  auto* cmd = group->add_subcommand("create", "Make an empty gallery for a model");
+  auto a = std::make_shared<GalleryArgs>();
+  add_gallery_options(cmd, *a, true);
+  cmd->add_option("--flip", a->flip, "none, sum or concat: how faces are described")
+      ->capture_default_str();
+  cmd->callback([a] {
+    Embedder embedder = a->model.load();
+    const auto model =
+        gallery_model(embedder, a->model.model, parse_flip_mode(a->flip), a->model.load_args());
+    Gallery::create(a->gallery, model);
+    fmt::print("Created gallery {} for {}\n", a->gallery, model.describe());
+  });
+}
+
+void add_add(CLI::App* group) {
+  auto* cmd = group->add_subcommand(
+      "add", "Enrol faces: images of one --subject, or a folder per person with --root");
+  auto a = std::make_shared<GalleryArgs>();
+  auto subject = std::make_shared<std::string>();
+  auto root = std::make_shared<std::string>();
+  auto images = std::make_shared<std::vector<std::string>>();
+  auto no_progress = std::make_shared<bool>(false);
+  add_gallery_options(cmd, *a);
+  add_face_options(cmd, *a);
+  cmd->add_option("--subject", *subject, "the person the images show");
+  cmd->add_option("--root", *root, "a folder per person: each folder's name is a subject");
+  cmd->add_option("images", *images, "image files or folders (with --subject)");
+  cmd->add_flag("--no-progress", *no_progress, "no progress bar");
+  cmd->callback([=] {
+    if (root->empty() == subject->empty()) {
+      throw Error("gallery add: give --subject NAME with images, or --root FOLDER");
+    }
+    Opened o = open_gallery(*a);
+    FaceEncoder encoder(o.embedder, encoder_options(*a, o.flip));
+    if (!root->empty()) {
+      const auto r = enrol_tree(o.gallery, encoder, *root, !*no_progress);
+      fmt::print(
+          "Enrolled {} faces of {} people from {} photos ({} without a face) in {:.1f}s "
+          "({:.1f} photos/s); the gallery has {} faces\n",
+          r.faces, r.subjects, r.photos, r.without_face, r.seconds,
+          r.photos / std::max(1e-9, r.seconds), o.gallery.face_count());
+      return;
+    }
+    const auto files = image_files(*images);
+    if (files.empty()) throw Error("gallery add: no images given");
+    std::vector<cv::Mat> photos;
+    for (const auto& f : files) photos.push_back(read_image(f, Color::BGR));
+    std::vector<NewFace> faces;
+    for (const auto& found : encoder.encode(photos, files)) {
+      faces.insert(faces.end(), found.begin(), found.end());
+    }
+    if (faces.empty()) throw Error("gallery add: no face found in the images given");
+    const auto ids = o.gallery.add_faces(o.gallery.subject_id(*subject, true), faces);
+    fmt::print("Added {} faces to '{}' ({} photos); the gallery has {} faces\n", ids.size(),
+               *subject, files.size(), o.gallery.face_count());
+  });
+}
+
+void add_remove(CLI::App* group) {
+  auto* cmd = group->add_subcommand("remove", "Remove a subject (and its faces) or one face");
+  auto path = std::make_shared<std::string>();
+  auto subject = std::make_shared<std::string>();
+  auto face = std::make_shared<int64_t>(-1);
+  cmd->add_option("--gallery", *path, "the gallery file")->required();
+  cmd->add_option("--subject", *subject, "the subject to remove");
+  cmd->add_option("--face", *face, "the face id to remove (see gallery list --faces)");
+  cmd->callback([=] {
+    Gallery g = Gallery::open(*path);
+    if (!subject->empty()) {
+      g.remove_subject(*subject);
+      fmt::print("Removed '{}'\n", *subject);
+    } else if (*face >= 0) {
+      g.remove_face(*face);
+      fmt::print("Removed face {}\n", *face);
+    } else {
+      throw Error("gallery remove: give --subject NAME or --face ID");
+    }
+  });
+}
+
+void add_rename(CLI::App* group) {
+  auto* cmd = group->add_subcommand("rename", "Rename a subject");
+  auto path = std::make_shared<std::string>();
+  auto from = std::make_shared<std::string>();
+  auto to = std::make_shared<std::string>();
+  cmd->add_option("--gallery", *path, "the gallery file")->required();
+  cmd->add_option("old", *from, "the current name")->required();
+  cmd->add_option("new", *to, "the new name")->required();
+  cmd->callback([=] {
+    Gallery::open(*path).rename_subject(*from, *to);
+    fmt::print("Renamed '{}' to '{}'\n", *from, *to);
+  });
+}
+
+void add_list(CLI::App* group) {
+  auto* cmd = group->add_subcommand("list", "The subjects, their faces and the model");
+  auto path = std::make_shared<std::string>();
+  auto faces = std::make_shared<bool>(false);
+  cmd->add_option("--gallery", *path, "the gallery file")->required();
+  cmd->add_flag("--faces", *faces, "list every face too");
+  cmd->callback([=] {
+    Gallery g = Gallery::open(*path);
+    const auto subjects = g.subjects();
+    fmt::print("Gallery {}: {} subjects, {} faces, {} search\nModel: {}\n", *path, subjects.size(),
+               g.face_count(), g.index_kind(), g.model().describe());
+    for (const auto& s : subjects) {
+      fmt::print("{:<32} {:>5} faces  (since {})\n", s.name, s.faces, s.created);
+      if (!*faces) continue;
+      for (const auto& f : g.faces(s.id)) {
+        fmt::print("    face {:>6}  {}\n", f.id, f.source);
+      }
+    }
+  });
+}
+
+void add_export(CLI::App* group) {
+  auto* cmd = group->add_subcommand("export", "Write the gallery as JSON");
+  auto path = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto embeddings = std::make_shared<bool>(false);
+  cmd->add_option("--gallery", *path, "the gallery file")->required();
+  cmd->add_option("--out", *out, "the JSON file")->required();
+  cmd->add_flag("--embeddings", *embeddings, "include every face's descriptor");
+  cmd->callback([=] {
+    std::ofstream f(*out);
+    f << Gallery::open(*path).export_json(*embeddings).dump(2) << '\n';
+    if (!f) throw Error(fmt::format("cannot write '{}'", *out));
+    fmt::print("Wrote {}\n", *out);
+  });
+}
+
+void add_reembed(CLI::App* group) {
+  auto* cmd =
+      group->add_subcommand("reembed", "Describe every stored face crop again with another model");
+  auto a = std::make_shared<GalleryArgs>();
+  add_gallery_options(cmd, *a, true);
+  cmd->add_option("--flip", a->flip, "none, sum or concat")->capture_default_str();
+  cmd->callback([a] {
+    Embedder embedder = a->model.load();
+    const FlipMode flip = parse_flip_mode(a->flip);
+    Gallery g = Gallery::open(a->gallery);
+    std::vector<std::pair<int64_t, std::vector<float>>> embeddings;
+    FaceEncoderOptions eo;
+    eo.flip = flip;
+    FaceEncoder encoder(embedder, eo);
+    const auto crops = g.crops();
+    std::vector<cv::Mat> images;
+    for (const auto& [id, jpeg] : crops) {
+      images.push_back(
+          decode_bytes(jpeg.data(), jpeg.size(), Color::BGR, fmt::format("face {}", id)));
+    }
+    const auto d = encoder.describe(images);
+    for (size_t i = 0; i < crops.size(); ++i) embeddings.emplace_back(crops[i].first, d[i]);
+    g.reembed(gallery_model(embedder, a->model.model, flip, a->model.load_args()), embeddings);
+    fmt::print("Re-embedded {} faces: {}\n", crops.size(), g.model().describe());
+  });
+}
+
+}  // namespace
+
+void add_gallery(CLI::App& app) {
+  auto* group = app.add_subcommand("gallery", "A persistent face gallery for 1:N search");
+  group->require_subcommand(1);
+  add_create(group);
+  add_add(group);
+  add_remove(group);
+  add_rename(group);
+  add_list(group);
+  add_export(group);
+  add_reembed(group);
+}
+
+void add_identify(CLI::App& app) {
+  auto* cmd = app.add_subcommand("identify", "Find the enrolled people in photos");
+  auto a = std::make_shared<GalleryArgs>();
+  auto photos = std::make_shared<std::vector<std::string>>();
+  auto k = std::make_shared<int64_t>(5);
+  auto threshold = std::make_shared<double>(-1);
+  auto json = std::make_shared<std::string>();
+  add_gallery_options(cmd, *a);
+  add_face_options(cmd, *a);
+  cmd->add_option("--k", *k, "best subjects per face")->capture_default_str();
+  cmd->add_option("--threshold", *threshold,
+                  "only subjects scoring at least this (identify-eval gives it for a FAR)");
+  cmd->add_option("--json", *json, "also write the answers as JSON");
+  cmd->add_option("photos", *photos, "image files or folders")->required();
+  cmd->callback([=] {
+    Opened o = open_gallery(*a);
+    FaceEncoder encoder(o.embedder, encoder_options(*a, o.flip));
+    nlohmann::json out = nlohmann::json::array();
+    fmt::print("{:<40} {:<24} {:<28} {:>7}\n", "photo", "face box", "subject", "score");
+    for (const auto& file : image_files(*photos)) {
+      const auto faces = encoder.encode(read_image(file, Color::BGR), file);
+      if (faces.empty()) fmt::print("{:<40} no face found\n", file);
+      for (const auto& f : faces) {
+        const auto matches = o.gallery.search(f.embedding, *k, *threshold);
+        const std::string box = f.box.empty() ? "aligned crop"
+                                              : fmt::format("{:.0f},{:.0f} {:.0f}x{:.0f}", f.box[0],
+                                                            f.box[1], f.box[2], f.box[3]);
+        nlohmann::json face = {{"photo", file},
+                               {"box", f.box},
+                               {"score", f.score},
+                               {"matches", nlohmann::json::array()}};
+        if (matches.empty()) fmt::print("{:<40} {:<24} {:<28}\n", file, box, "(nobody enrolled)");
+        for (size_t i = 0; i < matches.size(); ++i) {
+          const auto& m = matches[i];
+          fmt::print("{:<40} {:<24} {:<28} {:>7.4f}\n", i == 0 ? file : "", i == 0 ? box : "",
+                     m.name, m.score);
+          face["matches"].push_back({{"subject", m.name}, {"score", m.score}, {"face", m.face}});
+        }
+        out.push_back(face);
+      }
+    }
+    if (!json->empty()) {
+      std::ofstream f(*json);
+      f << out.dump(2) << '\n';
+      if (!f) throw Error(fmt::format("cannot write '{}'", *json));
+    }
+  });
+}
+
+void add_identify_eval(CLI::App& app) {
+  auto* cmd = app.add_subcommand("identify-eval",
+                                 "Open-set identification on a folder per person (LFW's protocol)");
+  auto m = std::make_shared<ModelArgs>();
+  auto root = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto flip = std::make_shared<std::string>("sum");
+  auto aggregation = std::make_shared<std::string>("best");
+  auto per_person = std::make_shared<int64_t>(1);
+  auto workers = std::make_shared<int64_t>(2);
+  auto no_progress = std::make_shared<bool>(false);
+  m->add_to(cmd);
+  cmd->add_option("--root", *root, "aligned crops, a folder per person")->required();
+  cmd->add_option("--per-person", *per_person,
+                  "images enrolled per person; people with no more are impostors")
+      ->capture_default_str();
+  cmd->add_option("--aggregation", *aggregation, "best (face) or mean (descriptor) per person")
+      ->capture_default_str();
+  cmd->add_option("--flip", *flip, "none, sum or concat")->capture_default_str();
+  cmd->add_option("--workers", *workers, "decoding threads")->capture_default_str();
+  cmd->add_option("--out", *out, "metrics JSON");
+  cmd->add_flag("--no-progress", *no_progress, "no progress bar");
+  cmd->callback([=] {
+    if (*aggregation != "best" && *aggregation != "mean") {
+      throw Error(fmt::format("--aggregation '{}': best or mean", *aggregation));
+    }
+    Embedder embedder = m->load();
+    const auto run =
+        evaluate_identification(embedder, *root, *per_person, parse_flip_mode(*flip),
+                                *aggregation == "mean" ? Aggregation::Mean : Aggregation::BestFace,
+                                *workers, !*no_progress);
+    const auto& r = run.metrics;
+    fmt::print("{} ({}, {})\n", embedder.description(), describe(embedder.preprocess()),
+               to_string(embedder.precision()));
+    fmt::print("Enrolled {} people ({} per person); {} genuine probes, {} impostor probes\n",
+               r.enrolled, *per_person, r.genuine, r.impostors);
+    fmt::print("Rank-1 {:.2f}%  rank-5 {:.2f}%\n", 100 * r.rank1, 100 * r.rank5);
+    for (const auto& f : r.at_far) {
+      fmt::print("DIR at FAR {:g}: {:.2f}% (threshold {:.4f})\n", f.far, 100 * f.dir, f.threshold);
+    }
+    fmt::print("Embedding {:.1f}s, {} search {:.2f}s\n", run.embed_seconds, run.index,
+               run.search_seconds);
+    if (!out->empty()) {
+      nlohmann::json j = r.to_json();
+      j["model"] = embedder.description();
+      j["precision"] = to_string(embedder.precision());
+      j["per_person"] = *per_person;
+      j["aggregation"] = *aggregation;
+      j["flip"] = *flip;
+      j["root"] = *root;
+      std::ofstream f(*out);
+      f << j.dump(2) << '\n';
+      if (!f) throw Error(fmt::format("cannot write '{}'", *out));
+    }
+  });
+}
+
+}  // namespace arcface::cli
