@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
     for (const bool hnsw : {false, true}) {
       GalleryOptions o;
       o.hnsw_from = hnsw ? 0 : n + 1;
+      o.aggregation = Aggregation::BestFace;  // face by face, through the index
       const double before = rss_mib();
       const auto t = Clock::now();
       Gallery g = Gallery::open(file, {}, o);

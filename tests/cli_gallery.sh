@@ -25,11 +25,15 @@ expect add 0 "$bin" gallery add --gallery "$g" --root "$out/people" --no-progres
 grep -q "Enrolled 15 faces of 5 people from 15 photos (0 without a face)" "$out/add.txt" ||
   fail "enrolment counts"
 # An enrolled photo finds its own person first, with the score of identical descriptors.
-expect identify 0 "$bin" identify --gallery "$g" --k 2 "$out/people/Bill_Gates/Bill_Gates_0002.jpg" \
-  --json "$out/identify.json"
+expect identify 0 "$bin" identify --gallery "$g" --k 2 --aggregation best \
+  "$out/people/Bill_Gates/Bill_Gates_0002.jpg" --json "$out/identify.json"
 grep -qE "Bill_Gates_0002.jpg +aligned crop +Bill_Gates +1\.0000" "$out/identify.txt" ||
   { cat "$out/identify.txt"; fail "identify did not find the enrolled face first"; }
 grep -q '"subject": "Bill_Gates"' "$out/identify.json" || fail "identify JSON"
+# By default a subject scores by its mean descriptor, below 1 for one of its faces.
+expect identify_mean 0 "$bin" identify --gallery "$g" --k 1 "$out/people/Bill_Gates/Bill_Gates_0002.jpg"
+grep -qE "Bill_Gates_0002.jpg +aligned crop +Bill_Gates +0\.[0-9]{4}" "$out/identify_mean.txt" ||
+  { cat "$out/identify_mean.txt"; fail "mean aggregation"; }
 expect add_one 0 "$bin" gallery add --gallery "$g" --subject Bill_Gates "$sample/train/Bill_Gates/Bill_Gates_0004.jpg"
 grep -q "Added 1 faces to 'Bill_Gates'" "$out/add_one.txt" || fail "add to a subject"
 expect rename 0 "$bin" gallery rename --gallery "$g" Bill_Gates William_Gates
@@ -53,6 +57,7 @@ grep -q "unknown subject 'Nobody'" "$out/unknown_subject.txt" || fail "unknown s
 # Another model can take the gallery over from the stored crops.
 expect reembed 0 "$bin" gallery reembed --gallery "$g" --model "$onnx" --input-size 64
 grep -q "Re-embedded 13 faces: onnx" "$out/reembed.txt" || fail "reembed"
-expect identify_reembedded 0 "$bin" identify --gallery "$g" --k 1 "$out/people/Andre_Agassi/Andre_Agassi_0001.jpg"
+expect identify_reembedded 0 "$bin" identify --gallery "$g" --k 1 --aggregation best \
+  "$out/people/Andre_Agassi/Andre_Agassi_0001.jpg"
 grep -qE "Andre_Agassi +1\.0000" "$out/identify_reembedded.txt" || fail "identify after reembed"
 echo "gallery OK"

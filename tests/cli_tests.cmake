@@ -132,3 +132,8 @@ add_cli_test(cli.gallery 0 "gallery OK"
   bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_gallery.sh ${arcface_bin} ${sample} ${fixture_dir}/last.pt
        ${CMAKE_CURRENT_SOURCE_DIR}/data/tiny_embedder.onnx ${CMAKE_CURRENT_BINARY_DIR}/cli_gallery)
 set_tests_properties(cli.gallery PROPERTIES FIXTURES_REQUIRED model)
+add_cli_test(cli.identify_eval 0
+  "Enrolled [0-9]+ people \\(1 per person, best face per subject\\).*Rank-1 [0-9.]+%.*DIR at FAR 0.01.*mean descriptor per subject"
+  ${arcface_bin} identify-eval --model ${fixture_dir}/last.pt --root ${sample}/lfw
+    --aggregation best,mean --no-progress --out ${CMAKE_CURRENT_BINARY_DIR}/cli_identify_eval.json)
+set_tests_properties(cli.identify_eval PROPERTIES FIXTURES_REQUIRED model)

@@ -2,6 +2,7 @@
 // them again in new photos; `arcface identify-eval` measures it on LFW.
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <spdlog/fmt/fmt.h>
 #include <nlohmann/json.hpp>
@@ -21,6 +22,7 @@ struct GalleryArgs {
   std::string gallery, flip = "sum", detector, detector_model;
   bool all_faces = false;
   int64_t batch_size = 32;
+  GalleryOptions options;
 };
 
 void add_gallery_options(CLI::App* cmd, GalleryArgs& a, bool model_required = false) {
@@ -68,7 +70,7 @@ Opened open_gallery(GalleryArgs& a) {
   Embedder embedder = a.model.load();
   const FlipMode flip = parse_flip_mode(stored.flip);
   const GalleryModel given = gallery_model(embedder, a.model.model, flip, a.model.load_args());
-  Gallery gallery = Gallery::open(a.gallery, given);
+  Gallery gallery = Gallery::open(a.gallery, given, a.options);
   return {std::move(embedder), std::move(gallery), flip};
 }
 
@@ -269,14 +271,22 @@ void add_identify(CLI::App& app) {
   auto k = std::make_shared<int64_t>(5);
   auto threshold = std::make_shared<double>(-1);
   auto json = std::make_shared<std::string>();
+  auto aggregation = std::make_shared<std::string>("mean");
   add_gallery_options(cmd, *a);
   add_face_options(cmd, *a);
   cmd->add_option("--k", *k, "best subjects per face")->capture_default_str();
+  cmd->add_option("--aggregation", *aggregation,
+                  "a subject scores by its mean descriptor or its best face (mean or best)")
+      ->capture_default_str();
   cmd->add_option("--threshold", *threshold,
                   "only subjects scoring at least this (identify-eval gives it for a FAR)");
   cmd->add_option("--json", *json, "also write the answers as JSON");
   cmd->add_option("photos", *photos, "image files or folders")->required();
   cmd->callback([=] {
+    if (*aggregation != "best" && *aggregation != "mean") {
+      throw Error(fmt::format("--aggregation '{}': mean or best", *aggregation));
+    }
+    a->options.aggregation = *aggregation == "best" ? Aggregation::BestFace : Aggregation::Mean;
     Opened o = open_gallery(*a);
     FaceEncoder encoder(o.embedder, encoder_options(*a, o.flip));
     nlohmann::json out = nlohmann::json::array();
@@ -318,7 +328,7 @@ void add_identify_eval(CLI::App& app) {
   auto root = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto flip = std::make_shared<std::string>("sum");
-  auto aggregation = std::make_shared<std::string>("best");
+  auto aggregation = std::make_shared<std::string>("mean");
   auto per_person = std::make_shared<int64_t>(1);
   auto workers = std::make_shared<int64_t>(2);
   auto no_progress = std::make_shared<bool>(false);
@@ -327,40 +337,54 @@ void add_identify_eval(CLI::App& app) {
   cmd->add_option("--per-person", *per_person,
                   "images enrolled per person; people with no more are impostors")
       ->capture_default_str();
-  cmd->add_option("--aggregation", *aggregation, "best (face) or mean (descriptor) per person")
+  cmd->add_option("--aggregation", *aggregation,
+                  "best (face) or mean (descriptor) per person, or best,mean for both")
       ->capture_default_str();
   cmd->add_option("--flip", *flip, "none, sum or concat")->capture_default_str();
   cmd->add_option("--workers", *workers, "decoding threads")->capture_default_str();
   cmd->add_option("--out", *out, "metrics JSON");
   cmd->add_flag("--no-progress", *no_progress, "no progress bar");
   cmd->callback([=] {
-    if (*aggregation != "best" && *aggregation != "mean") {
-      throw Error(fmt::format("--aggregation '{}': best or mean", *aggregation));
+    std::vector<Aggregation> aggregations;
+    std::stringstream names(*aggregation);
+    for (std::string name; std::getline(names, name, ',');) {
+      if (name != "best" && name != "mean") {
+        throw Error(fmt::format("--aggregation '{}': best, mean or best,mean", *aggregation));
+      }
+      aggregations.push_back(name == "mean" ? Aggregation::Mean : Aggregation::BestFace);
     }
     Embedder embedder = m->load();
-    const auto run =
-        evaluate_identification(embedder, *root, *per_person, parse_flip_mode(*flip),
-                                *aggregation == "mean" ? Aggregation::Mean : Aggregation::BestFace,
-                                *workers, !*no_progress);
-    const auto& r = run.metrics;
+    const auto runs = evaluate_identification(embedder, *root, *per_person, parse_flip_mode(*flip),
+                                              aggregations, *workers, !*no_progress);
     fmt::print("{} ({}, {})\n", embedder.description(), describe(embedder.preprocess()),
                to_string(embedder.precision()));
-    fmt::print("Enrolled {} people ({} per person); {} genuine probes, {} impostor probes\n",
-               r.enrolled, *per_person, r.genuine, r.impostors);
-    fmt::print("Rank-1 {:.2f}%  rank-5 {:.2f}%\n", 100 * r.rank1, 100 * r.rank5);
-    for (const auto& f : r.at_far) {
-      fmt::print("DIR at FAR {:g}: {:.2f}% (threshold {:.4f})\n", f.far, 100 * f.dir, f.threshold);
-    }
-    fmt::print("Embedding {:.1f}s, {} search {:.2f}s\n", run.embed_seconds, run.index,
-               run.search_seconds);
-    if (!out->empty()) {
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& run : runs) {
+      const auto& r = run.metrics;
+      const std::string how = run.aggregation == Aggregation::Mean ? "mean" : "best";
+      fmt::print(
+          "Enrolled {} people ({} per person, {} per subject); {} genuine probes, {} "
+          "impostor probes\n",
+          r.enrolled, *per_person, how == "mean" ? "mean descriptor" : "best face", r.genuine,
+          r.impostors);
+      fmt::print("Rank-1 {:.2f}%  rank-5 {:.2f}%\n", 100 * r.rank1, 100 * r.rank5);
+      for (const auto& f : r.at_far) {
+        fmt::print("DIR at FAR {:g}: {:.2f}% (threshold {:.4f})\n", f.far, 100 * f.dir,
+                   f.threshold);
+      }
+      fmt::print("Embedding {:.1f}s, {} search {:.2f}s\n", run.embed_seconds, run.index,
+                 run.search_seconds);
       nlohmann::json j = r.to_json();
-      j["model"] = embedder.description();
-      j["precision"] = to_string(embedder.precision());
-      j["per_person"] = *per_person;
-      j["aggregation"] = *aggregation;
-      j["flip"] = *flip;
-      j["root"] = *root;
+      j["aggregation"] = how;
+      all.push_back(j);
+    }
+    if (!out->empty()) {
+      const nlohmann::json j = {{"model", embedder.description()},
+                                {"precision", to_string(embedder.precision())},
+                                {"per_person", *per_person},
+                                {"flip", *flip},
+                                {"root", *root},
+                                {"runs", all}};
       std::ofstream f(*out);
       f << j.dump(2) << '\n';
       if (!f) throw Error(fmt::format("cannot write '{}'", *out));

@@ -62,7 +62,9 @@ struct NewFace {
   std::vector<uint8_t> crop_jpeg;
 };
 
-/// Scores of a subject for a probe: the best of its faces (default), or its mean descriptor.
+/// Scores of a subject for a probe: its mean descriptor (default), or the best of its faces.
+/// On LFW with two faces enrolled per person (identify-eval --per-person 2, pretrained ONNX
+/// model) the mean gave rank-1 99.12% against 99.05% and DIR at FAR 1e-3 78.41% against 75.29%.
 enum class Aggregation { BestFace, Mean };
 
 struct Match {
@@ -79,7 +81,7 @@ struct GalleryOptions {
   /// descriptors (bench_gallery): exact up to a million.
   int64_t hnsw_from = 1000000;
   int hnsw_m = 32, hnsw_ef_search = 128;
-  Aggregation aggregation = Aggregation::BestFace;
+  Aggregation aggregation = Aggregation::Mean;
 };
 
 /// A persistent face gallery: one SQLite file (WAL) holding the model's fingerprint, subjects

@@ -24,6 +24,7 @@ EnrolResult enrol_tree(Gallery& gallery, FaceEncoder& encoder, const fs::path& r
                        bool progress = true);
 
 struct IdentificationRun {
+  Aggregation aggregation = Aggregation::BestFace;
   IdentificationMetrics metrics;
   std::string index;  // the gallery's index kind
   double embed_seconds = 0, search_seconds = 0;
@@ -31,10 +32,10 @@ struct IdentificationRun {
 
 /// LFW-style open-set identification of aligned crops under `root`: the split of
 /// identification_split(root, per_person) enrolled in a temporary gallery, every probe
-/// searched (top 5).
-IdentificationRun evaluate_identification(Embedder& embedder, const fs::path& root,
-                                          int64_t per_person, FlipMode flip,
-                                          Aggregation aggregation, int64_t workers,
-                                          bool progress = true);
+/// searched (top 5), once per aggregation (the images are embedded once).
+std::vector<IdentificationRun> evaluate_identification(Embedder& embedder, const fs::path& root,
+                                                       int64_t per_person, FlipMode flip,
+                                                       const std::vector<Aggregation>& aggregations,
+                                                       int64_t workers, bool progress = true);
 
 }  // namespace arcface

@@ -58,9 +58,10 @@ EnrolResult enrol_tree(Gallery& gallery, FaceEncoder& encoder, const fs::path& r
   return r;
 }
 
-IdentificationRun evaluate_identification(Embedder& embedder, const fs::path& root,
-                                          int64_t per_person, FlipMode flip,
-                                          Aggregation aggregation, int64_t workers, bool progress) {
+std::vector<IdentificationRun> evaluate_identification(Embedder& embedder, const fs::path& root,
+                                                       int64_t per_person, FlipMode flip,
+                                                       const std::vector<Aggregation>& aggregations,
+                                                       int64_t workers, bool progress) {
   const auto split = identification_split(root, per_person);
   ImageSource source{root, {}, {}, {}};
   for (const auto& [image, person] : split.gallery) source.names.push_back(image);
@@ -70,69 +71,76 @@ IdentificationRun evaluate_identification(Embedder& embedder, const fs::path& ro
   eo.flip = flip;
   eo.workers = workers;
   eo.progress = progress;
-  IdentificationRun run;
   const auto t0 = Clock::now();
   const at::Tensor d = embed_images(embedder, source, eo).contiguous();
-  run.embed_seconds = since(t0);
+  const double embed_seconds = since(t0);
 
   // A real gallery, in a temporary file: the search path users get.
   const fs::path file = fs::temp_directory_path() /
                         fmt::format("arcface_identification_{}.db", static_cast<long>(getpid()));
-  fs::remove(file);
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(file.string() + suffix);
   GalleryModel model;
   model.network = embedder.network();
   model.input = describe(embedder.preprocess());
   model.weights_hash = "-";
   model.dim = d.size(1);
   model.flip = to_string(flip);
-  GalleryOptions go;
-  go.aggregation = aggregation;
-  IdentificationMetrics metrics;
+  std::vector<IdentificationRun> runs;
   try {
-    Gallery gallery = Gallery::create(file, model, go);
-    std::vector<int64_t> subject_of_person;
-    for (const auto& name : split.people) subject_of_person.push_back(gallery.add_subject(name));
-    std::map<int64_t, std::vector<NewFace>> by_person;
-    int64_t i = 0;
-    for (const auto& [image, person] : split.gallery) {
-      NewFace f;
-      f.source = image;
-      f.embedding = row(d, i++);
-      by_person[person].push_back(std::move(f));
-    }
-    for (auto& [person, faces] : by_person) gallery.add_faces(subject_of_person[person], faces);
     std::map<int64_t, int64_t> person_of_subject;
-    for (size_t p = 0; p < subject_of_person.size(); ++p) {
-      person_of_subject[subject_of_person[p]] = static_cast<int64_t>(p);
-    }
-    run.index = gallery.index_kind();
-    const auto t1 = Clock::now();
-    std::vector<Ranking> rankings;
-    std::vector<int64_t> truth;
-    for (const auto& [image, person] : split.genuine) {
-      Ranking r;
-      for (const auto& m : gallery.search(row(d, i++), 5)) {
-        r.people.push_back(person_of_subject.at(m.subject));
-        r.scores.push_back(m.score);
+    {
+      Gallery gallery = Gallery::create(file, model);
+      std::map<int64_t, std::vector<NewFace>> by_person;
+      int64_t i = 0;
+      for (const auto& [image, person] : split.gallery) {
+        NewFace f;
+        f.source = image;
+        f.embedding = row(d, i++);
+        by_person[person].push_back(std::move(f));
       }
-      rankings.push_back(std::move(r));
-      truth.push_back(person);
+      for (auto& [person, faces] : by_person) {
+        const int64_t subject = gallery.add_subject(split.people[person]);
+        person_of_subject[subject] = person;
+        gallery.add_faces(subject, faces);
+      }
     }
-    std::vector<double> impostor_best;
-    for (size_t k = 0; k < split.impostors.size(); ++k) {
-      const auto m = gallery.search(row(d, i++), 1);
-      impostor_best.push_back(m.empty() ? -1.0 : m[0].score);
+    for (const Aggregation aggregation : aggregations) {
+      GalleryOptions go;
+      go.aggregation = aggregation;
+      const Gallery gallery = Gallery::open(file, {}, go);
+      IdentificationRun run;
+      run.embed_seconds = embed_seconds;
+      run.index = gallery.index_kind();
+      run.aggregation = aggregation;
+      const auto t1 = Clock::now();
+      int64_t i = static_cast<int64_t>(split.gallery.size());
+      std::vector<Ranking> rankings;
+      std::vector<int64_t> truth;
+      for (const auto& [image, person] : split.genuine) {
+        Ranking r;
+        for (const auto& m : gallery.search(row(d, i++), 5)) {
+          r.people.push_back(person_of_subject.at(m.subject));
+          r.scores.push_back(m.score);
+        }
+        rankings.push_back(std::move(r));
+        truth.push_back(person);
+      }
+      std::vector<double> impostor_best;
+      for (size_t k = 0; k < split.impostors.size(); ++k) {
+        const auto m = gallery.search(row(d, i++), 1);
+        impostor_best.push_back(m.empty() ? -1.0 : m[0].score);
+      }
+      run.search_seconds = since(t1);
+      run.metrics = identification_metrics(rankings, truth, impostor_best,
+                                           static_cast<int64_t>(split.people.size()));
+      runs.push_back(run);
     }
-    run.search_seconds = since(t1);
-    metrics = identification_metrics(rankings, truth, impostor_best,
-                                     static_cast<int64_t>(split.people.size()));
   } catch (...) {
-    fs::remove(file);
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(file.string() + suffix);
     throw;
   }
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(file.string() + suffix);
-  run.metrics = metrics;
-  return run;
+  return runs;
 }
 
 }  // namespace arcface
