@@ -4,15 +4,7 @@
 set -uo pipefail
 bin=$1 sample=$2 model=$3 out=$4
 rm -rf "$out" && mkdir -p "$out"
-fail() { echo "FAIL: $*"; exit 1; }
-# Runs the command, keeps its output in $out/$1.txt, checks the exit status.
-expect() {
-  local name=$1 want=$2
-  shift 2
-  "$@" >"$out/$name.txt" 2>&1
-  local got=$?
-  [ "$got" -eq "$want" ] || { cat "$out/$name.txt"; fail "$name: exit status $got, expected $want"; }
-}
+source "$(dirname "$0")/cli_lib.sh"
 
 cp -r "$sample/lfw" "$out/lfw"
 cut=Abel_Pacheco/Abel_Pacheco_0001.jpg

@@ -4,14 +4,7 @@
 set -uo pipefail
 bin=$1 sample=$2 model=$3 onnx=$4 out=$5
 rm -rf "$out" && mkdir -p "$out/people"
-fail() { echo "FAIL: $*"; exit 1; }
-expect() {
-  local name=$1 want=$2
-  shift 2
-  "$@" >"$out/$name.txt" 2>&1
-  local got=$?
-  [ "$got" -eq "$want" ] || { cat "$out/$name.txt"; fail "$name: exit status $got, expected $want"; }
-}
+source "$(dirname "$0")/cli_lib.sh"
 for p in Alvaro_Uribe Andre_Agassi Bill_Gates Colin_Powell David_Beckham; do
   mkdir -p "$out/people/$p"
   cp "$sample/train/$p/${p}_0001.jpg" "$sample/train/$p/${p}_0002.jpg" "$sample/train/$p/${p}_0003.jpg" \
