@@ -52,6 +52,34 @@ TEST(Image, CorruptDataAndNonImagesAreErrors) {
   EXPECT_THROW(read_image(dir / "absent.jpg", Color::BGR), Error);
 }
 
+// Junk between two segments loses no pixel: decoded, and equal to the clean file.
+TEST(Image, ExtraneousBytesBeforeAMarkerAreNotDamage) {
+  auto bytes = read_file_bytes(test::sample_dir() / "lfw" / kWhole);
+  const cv::Mat clean = decode_bytes(bytes.data(), bytes.size(), Color::BGR, "clean.jpg");
+  ASSERT_EQ(bytes[bytes.size() - 2], 0xFF);
+  bytes.insert(bytes.end() - 2, {0x00, 0x00});  // before the end-of-image marker
+  const cv::Mat junk = decode_bytes(bytes.data(), bytes.size(), Color::BGR, "junk.jpg");
+  EXPECT_EQ(cv::norm(junk, clean, cv::NORM_INF), 0);
+}
+
+// An Exif orientation after the JFIF segment turns the picture, as OpenCV's imread does.
+TEST(Image, ExifOrientationAfterJfifIsApplied) {
+  auto bytes = read_file_bytes(test::sample_dir() / "lfw" / kWhole);
+  ASSERT_EQ(bytes[3], 0xE0);  // APP0 (JFIF) first
+  const size_t app0_end = 4 + ((static_cast<size_t>(bytes[4]) << 8) | bytes[5]);
+  // APP1: "Exif\0\0", a little-endian TIFF header, one IFD entry: orientation (0x0112) = 6.
+  const std::vector<uint8_t> app1 = {
+      0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 0x2A, 0, 8, 0, 0, 0,
+      1,    0,    0x12, 0x01, 3,   0,   1,   0,   0, 0, 6,   0,   0,    0, 0, 0, 0, 0};
+  bytes.insert(bytes.begin() + static_cast<long>(app0_end), app1.begin(), app1.end());
+  const cv::Mat ours = decode_bytes(bytes.data(), bytes.size(), Color::BGR, "exif.jpg");
+  const cv::Mat theirs = cv::imdecode(
+      cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, bytes.data()), cv::IMREAD_COLOR);
+  const cv::Mat unturned = read_image(test::sample_dir() / "lfw" / kWhole, Color::BGR);
+  ASSERT_GT(cv::norm(theirs, unturned, cv::NORM_INF), 0) << "OpenCV did not apply the Exif";
+  EXPECT_EQ(cv::norm(ours, theirs, cv::NORM_INF), 0);
+}
+
 TEST(Image, PngStillDecodes) {
   const cv::Mat bgr = read_image(test::sample_dir() / "lfw" / kWhole, Color::BGR);
   std::vector<uint8_t> png;

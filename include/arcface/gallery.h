@@ -87,7 +87,8 @@ struct GalleryOptions {
 /// A persistent face gallery: one SQLite file (WAL) holding the model's fingerprint, subjects
 /// and faces with their descriptors, which is the truth; a FAISS index over the faces is built
 /// from it at open and kept in step with every change. Each change is one transaction,
-/// committed before the call returns: a crash loses nothing that was acknowledged.
+/// committed before the call returns: a crash loses nothing that was acknowledged. One thread
+/// uses a Gallery at a time (search() may rebuild the mean index); processes may share the file.
 class Gallery {
  public:
   /// Creates a new gallery file for `model`; refuses to overwrite an existing one.

@@ -69,10 +69,19 @@ bool is_jpeg(const uint8_t* data, size_t size) {
   return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
 }
 
-// An APP1 "Exif" segment right after SOI may rotate the picture; OpenCV applies it, TurboJPEG
-// does not.
+// An APP1 "Exif" segment (after JFIF or not) may rotate the picture; OpenCV applies it,
+// TurboJPEG does not. The segments before the first frame header are walked.
 bool has_exif(const uint8_t* data, size_t size) {
-  return size >= 10 && data[2] == 0xFF && data[3] == 0xE1 && std::memcmp(data + 6, "Exif", 4) == 0;
+  for (size_t at = 2; at + 4 <= size && data[at] == 0xFF;) {
+    const uint8_t marker = data[at + 1];
+    if (marker < 0xE0 || marker > 0xEF) return false;  // past the APPn segments
+    const size_t length = (static_cast<size_t>(data[at + 2]) << 8) | data[at + 3];
+    if (marker == 0xE1 && at + 10 <= size && std::memcmp(data + at + 4, "Exif", 4) == 0) {
+      return true;
+    }
+    at += 2 + length;
+  }
+  return false;
 }
 
 struct TurboHandle {
@@ -96,14 +105,21 @@ cv::Mat decode_jpeg(const uint8_t* data, size_t size, Color color, const std::st
   if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) return {};
   const bool gray = color == Color::Gray;
   cv::Mat out(height, width, gray ? CV_8UC1 : CV_8UC3);
-  if (tjDecompress2(tj.handle, data, static_cast<unsigned long>(size), out.data, width, 0, height,
-                    gray ? TJPF_GRAY : TJPF_BGR, TJFLAG_STOPONWARNING) != 0) {
-    const bool damaged = tjGetErrorCode(tj.handle) == TJERR_WARNING;
-    throw Error(fmt::format("image '{}' {}: {}", name,
-                            damaged ? "is damaged (truncated or corrupt)" : "cannot be decoded",
-                            tjGetErrorStr2(tj.handle)));
+  auto decode = [&](int flags) {
+    return tjDecompress2(tj.handle, data, static_cast<unsigned long>(size), out.data, width, 0,
+                         height, gray ? TJPF_GRAY : TJPF_BGR, flags) == 0;
+  };
+  if (decode(TJFLAG_STOPONWARNING)) return out;
+  const bool warning = tjGetErrorCode(tj.handle) == TJERR_WARNING;
+  const std::string message = tjGetErrorStr2(tj.handle);
+  // Junk between two segments loses no pixel: such files (common from some cameras and web
+  // tools) decode whole once the decoder is let past the warning.
+  if (warning && message.find("extraneous bytes before marker") != std::string::npos && decode(0)) {
+    return out;
   }
-  return out;
+  throw Error(fmt::format("image '{}' {}: {}", name,
+                          warning ? "is damaged (truncated or corrupt)" : "cannot be decoded",
+                          message));
 }
 
 }  // namespace

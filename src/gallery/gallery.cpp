@@ -213,8 +213,20 @@ struct Gallery::Impl {
     return map;
   }
 
-  // SQLite is the truth: the index, subject names and sums are made from it.
+  // SQLite is the truth: the index, subject names and sums are made from it, in one read
+  // transaction so that another process's writes are seen whole or not at all.
   void load() {
+    exec("BEGIN");
+    try {
+      read_all();
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  void read_all() {
     names.clear();
     by_name.clear();
     Statement subjects(db, "SELECT id, name FROM subjects", path);
@@ -573,19 +585,33 @@ std::vector<std::pair<int64_t, std::vector<uint8_t>>> Gallery::crops() const {
 void Gallery::reembed(const GalleryModel& model,
                       const std::vector<std::pair<int64_t, std::vector<float>>>& embeddings) {
   auto& g = *impl_;
-  g.transaction([&] {
-    Statement s(g.db, "UPDATE faces SET embedding = ? WHERE id = ?", g.path);
-    for (const auto& [id, e] : embeddings) {
-      if (static_cast<int64_t>(e.size()) != model.dim) {
-        throw Error(fmt::format("reembed: face {} has a {}-value descriptor, the model {}", id,
-                                e.size(), model.dim));
+  const GalleryModel before = g.model;
+  try {
+    g.transaction([&] {
+      Statement count(g.db, "SELECT COUNT(*) FROM faces", g.path);
+      count.step();
+      if (count.integer(0) != static_cast<int64_t>(embeddings.size())) {
+        throw Error(
+            fmt::format("reembed: {} descriptors for the {} faces of gallery '{}' (was "
+                        "a face added meanwhile?)",
+                        embeddings.size(), count.integer(0), g.path.string()));
       }
-      s.bind_blob(1, e.data(), e.size() * sizeof(float)).bind(2, id);
-      s.run();
-    }
-    g.model = model;
-    g.write_meta();
-  });
+      Statement s(g.db, "UPDATE faces SET embedding = ? WHERE id = ?", g.path);
+      for (const auto& [id, e] : embeddings) {
+        if (static_cast<int64_t>(e.size()) != model.dim) {
+          throw Error(fmt::format("reembed: face {} has a {}-value descriptor, the model {}", id,
+                                  e.size(), model.dim));
+        }
+        s.bind_blob(1, e.data(), e.size() * sizeof(float)).bind(2, id);
+        s.run();
+      }
+      g.model = model;
+      g.write_meta();
+    });
+  } catch (...) {
+    g.model = before;  // rolled back: the old model still describes the faces
+    throw;
+  }
   g.load();
 }
 
