@@ -62,7 +62,7 @@ struct Opened {
 };
 
 Opened open_gallery(GalleryArgs& a) {
-  const GalleryModel stored = Gallery::open(a.gallery).model();
+  const GalleryModel stored = Gallery::stored_model(a.gallery);
   if (a.model.model.empty()) {
     a.model.model = stored.path;
     a.model.take_load_args(stored.load_args);

@@ -98,6 +98,8 @@ class Gallery {
   /// differ).
   static Gallery open(const fs::path& path, const std::optional<GalleryModel>& model = {},
                       GalleryOptions options = {});
+  /// The model a gallery was made with, read without building its index.
+  static GalleryModel stored_model(const fs::path& path);
   ~Gallery();
   Gallery(Gallery&&) noexcept;
   Gallery& operator=(Gallery&&) noexcept;

@@ -172,9 +172,10 @@ struct Gallery::Impl {
   }
 
   /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+  /// Writers begin IMMEDIATE (the write lock at once); a plain BEGIN reads one snapshot.
   template <class F>
-  void transaction(F&& body) {
-    exec("BEGIN IMMEDIATE");
+  void transaction(F&& body, const char* begin = "BEGIN IMMEDIATE") {
+    exec(begin);
     try {
       body();
       exec("COMMIT");
@@ -182,6 +183,26 @@ struct Gallery::Impl {
       sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
       throw;
     }
+  }
+
+  // The fingerprint and format version from the meta table.
+  void read_model() {
+    std::string stored, version;
+    try {
+      Statement s(db, "SELECT key, value FROM meta", path);
+      while (s.step()) {
+        if (s.text(0) == "model") stored = s.text(1);
+        if (s.text(0) == "format_version") version = s.text(1);
+      }
+    } catch (const Error&) {
+      throw Error(fmt::format("'{}' is not an arcface gallery", path.string()));
+    }
+    if (stored.empty()) throw Error(fmt::format("'{}' is not an arcface gallery", path.string()));
+    if (version != std::to_string(kFormatVersion)) {
+      throw Error(fmt::format("gallery '{}' has format version {}, this program reads {}",
+                              path.string(), version, kFormatVersion));
+    }
+    model = GalleryModel::from_json(nlohmann::json::parse(stored));
   }
 
   void connect(int flags) {
@@ -216,14 +237,7 @@ struct Gallery::Impl {
   // SQLite is the truth: the index, subject names and sums are made from it, in one read
   // transaction so that another process's writes are seen whole or not at all.
   void load() {
-    exec("BEGIN");
-    try {
-      read_all();
-      exec("COMMIT");
-    } catch (...) {
-      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
+    transaction([&] { read_all(); }, "BEGIN");
   }
 
   void read_all() {
@@ -344,22 +358,7 @@ Gallery Gallery::open(const fs::path& path, const std::optional<GalleryModel>& m
   impl->path = path;
   impl->options = options;
   impl->connect(SQLITE_OPEN_READWRITE);
-  std::string stored, version;
-  try {
-    Statement s(impl->db, "SELECT key, value FROM meta", path);
-    while (s.step()) {
-      if (s.text(0) == "model") stored = s.text(1);
-      if (s.text(0) == "format_version") version = s.text(1);
-    }
-  } catch (const Error&) {
-    throw Error(fmt::format("'{}' is not an arcface gallery", path.string()));
-  }
-  if (stored.empty()) throw Error(fmt::format("'{}' is not an arcface gallery", path.string()));
-  if (version != std::to_string(kFormatVersion)) {
-    throw Error(fmt::format("gallery '{}' has format version {}, this program reads {}",
-                            path.string(), version, kFormatVersion));
-  }
-  impl->model = GalleryModel::from_json(nlohmann::json::parse(stored));
+  impl->read_model();
   if (model && !model->same_as(impl->model)) {
     throw Error(fmt::format(
         "gallery '{}' holds descriptors of another model:\n  gallery: {}\n  model:   {}\n"
@@ -368,6 +367,19 @@ Gallery Gallery::open(const fs::path& path, const std::optional<GalleryModel>& m
   }
   impl->load();
   return Gallery(std::move(impl));
+}
+
+GalleryModel Gallery::stored_model(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    throw Error(fmt::format("gallery '{}' not found (make one with arcface gallery create)",
+                            path.string()));
+  }
+  Impl impl;
+  impl.path = path;
+  impl.connect(SQLITE_OPEN_READONLY);
+  impl.read_model();
+  return impl.model;
 }
 
 const GalleryModel& Gallery::model() const { return impl_->model; }
