@@ -9,8 +9,9 @@ packages=(
   libopencv-dev libturbojpeg0-dev libdlib-dev libdlib-data
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
   libplplot-dev plplot-driver-cairo
-  libfaiss-dev libsqlite3-dev
+  libfaiss-dev libsqlite3-dev libcpp-httplib-dev prometheus-cpp-dev
   libgtest-dev libbenchmark-dev
+  chromium chromium-driver python3-selenium wrk  # the web page test, the load bench
 )
 missing=()
 for p in "${packages[@]}"; do

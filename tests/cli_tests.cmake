@@ -137,3 +137,18 @@ add_cli_test(cli.identify_eval 0
   ${arcface_bin} identify-eval --model ${fixture_dir}/last.pt --root ${sample}/lfw
     --aggregation best,mean --no-progress --out ${CMAKE_CURRENT_BINARY_DIR}/cli_identify_eval.json)
 set_tests_properties(cli.identify_eval PROPERTIES FIXTURES_REQUIRED model)
+
+# `arcface serve` on raw LFW photos with the pretrained recogniser: the API and its refusals,
+# the key, the limits, SIGTERM and SIGKILL; then the web page in chromium. Debian's python3
+# (it has selenium), not whichever python3 comes first on the PATH.
+find_program(SYSTEM_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
+set(fr_feature ${ARCFACE_SHARED_DATA}/models/fr_feature/fr_feature.onnx)
+if(EXISTS ${fr_feature} AND EXISTS ${ARCFACE_SHARED_DATA}/lfw/raw AND SYSTEM_PYTHON)
+  add_cli_test(serve.api 0 "serve API OK"
+    ${SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/serve_api.py ${arcface_bin} ${fr_feature}
+      ${ARCFACE_SHARED_DATA}/lfw/raw ${CMAKE_CURRENT_BINARY_DIR}/serve_api)
+  add_cli_test(serve.page 0 "web page OK"
+    ${SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/serve_page.py ${arcface_bin} ${fr_feature}
+      ${ARCFACE_SHARED_DATA}/lfw/raw ${CMAKE_CURRENT_BINARY_DIR}/serve_page)
+  set_tests_properties(serve.api serve.page PROPERTIES TIMEOUT 600)
+endif()

@@ -11,68 +11,11 @@
 #include "arcface/error.h"
 #include "arcface/identify.h"
 #include "commands.h"
-#include "model_args.h"
+#include "gallery_args.h"
 
 namespace arcface::cli {
 
 namespace {
-
-struct GalleryArgs {
-  ModelArgs model;
-  std::string gallery, flip = "sum", detector, detector_model;
-  bool all_faces = false;
-  int64_t batch_size = 32;
-  GalleryOptions options;
-};
-
-void add_gallery_options(CLI::App* cmd, GalleryArgs& a, bool model_required = false) {
-  cmd->add_option("--gallery", a.gallery, "the gallery file (SQLite)")->required();
-  a.model.add_to(cmd, model_required);
-}
-
-void add_face_options(CLI::App* cmd, GalleryArgs& a) {
-  cmd->add_option("--detector", a.detector,
-                  "raw photos: find faces with dlib, yunet or mtcnn (default: images are aligned "
-                  "crops)");
-  cmd->add_option("--detector-model", a.detector_model, "the yunet .onnx or mtcnn folder");
-  cmd->add_flag("--all-faces", a.all_faces, "every face of a photo, not only the main one");
-  cmd->add_option("--batch-size", a.batch_size, "faces per network batch")->capture_default_str();
-}
-
-FaceEncoderOptions encoder_options(const GalleryArgs& a, FlipMode flip) {
-  FaceEncoderOptions o;
-  o.flip = flip;
-  o.all_faces = a.all_faces;
-  o.batch_size = a.batch_size;
-  if (!a.detector.empty()) {
-    DetectorOptions d;
-    d.type = a.detector;
-    d.model = a.detector_model;
-    o.detector = d;
-  }
-  return o;
-}
-
-/// A gallery with the model that reads it: the one given (checked against the gallery's
-/// fingerprint) or the one the gallery was made with.
-struct Opened {
-  Embedder embedder;
-  Gallery gallery;
-  FlipMode flip;
-};
-
-Opened open_gallery(GalleryArgs& a) {
-  const GalleryModel stored = Gallery::stored_model(a.gallery);
-  if (a.model.model.empty()) {
-    a.model.model = stored.path;
-    a.model.take_load_args(stored.load_args);
-  }
-  Embedder embedder = a.model.load();
-  const FlipMode flip = parse_flip_mode(stored.flip);
-  const GalleryModel given = gallery_model(embedder, a.model.model, flip, a.model.load_args());
-  Gallery gallery = Gallery::open(a.gallery, given, a.options);
-  return {std::move(embedder), std::move(gallery), flip};
-}
 
 std::vector<std::string> image_files(const std::vector<std::string>& args) {
   std::vector<std::string> files;
@@ -283,10 +226,7 @@ void add_identify(CLI::App& app) {
   cmd->add_option("--json", *json, "also write the answers as JSON");
   cmd->add_option("photos", *photos, "image files or folders")->required();
   cmd->callback([=] {
-    if (*aggregation != "best" && *aggregation != "mean") {
-      throw Error(fmt::format("--aggregation '{}': mean or best", *aggregation));
-    }
-    a->options.aggregation = *aggregation == "best" ? Aggregation::BestFace : Aggregation::Mean;
+    a->options.aggregation = parse_aggregation(*aggregation);
     Opened o = open_gallery(*a);
     FaceEncoder encoder(o.embedder, encoder_options(*a, o.flip));
     nlohmann::json out = nlohmann::json::array();

@@ -16,6 +16,7 @@ void add_align(CLI::App& app);
 void add_gallery(CLI::App& app);
 void add_identify(CLI::App& app);
 void add_identify_eval(CLI::App& app);
+void add_serve(CLI::App& app);
 
 }  // namespace arcface::cli
 

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   arcface::cli::add_gallery(app);
   arcface::cli::add_identify(app);
   arcface::cli::add_identify_eval(app);
+  arcface::cli::add_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

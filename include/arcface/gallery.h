@@ -111,6 +111,9 @@ class Gallery {
   int64_t add_subject(const std::string& name, const nlohmann::json& metadata = {});
   /// The subject of that name, created when missing.
   int64_t subject_id(const std::string& name, bool create = false);
+  /// The subject of that name, if there is one.
+  std::optional<int64_t> find_subject(const std::string& name) const;
+  bool has_face(int64_t face) const;
   void rename_subject(const std::string& name, const std::string& new_name);
   /// Removes a subject and its faces.
   void remove_subject(const std::string& name);

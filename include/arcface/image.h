@@ -42,6 +42,10 @@ cv::Mat desaturate(const cv::Mat& image, Color color);
 /// decodes with a grey remainder, is an Error naming `name`.
 cv::Mat decode_bytes(const uint8_t* data, size_t size, Color color, const std::string& name);
 
+/// The width and height a JPEG or PNG declares in its header, read without decoding it (to
+/// refuse a picture too large before its pixels are allocated); empty for anything else.
+cv::Size encoded_size(const uint8_t* data, size_t size);
+
 /// The bytes of a file; an Error naming it when it is missing or unreadable.
 std::vector<uint8_t> read_file_bytes(const fs::path& path);
 

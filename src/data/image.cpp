@@ -124,6 +124,31 @@ cv::Mat decode_jpeg(const uint8_t* data, size_t size, Color color, const std::st
 
 }  // namespace
 
+cv::Size encoded_size(const uint8_t* data, size_t size) {
+  if (is_jpeg(data, size)) {
+    thread_local TurboHandle tj;
+    int width = 0, height = 0, subsampling = 0, colorspace = 0;
+    if (tj.handle && tjDecompressHeader3(tj.handle, data, static_cast<unsigned long>(size), &width,
+                                         &height, &subsampling, &colorspace) == 0) {
+      return {width, height};
+    }
+    return {};
+  }
+  // PNG: the signature, then the IHDR chunk with big-endian width and height.
+  static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (size >= 24 && std::memcmp(data, png, 8) == 0 && std::memcmp(data + 12, "IHDR", 4) == 0) {
+    auto word = [&](size_t at) {
+      return (static_cast<uint32_t>(data[at]) << 24) | (data[at + 1] << 16) | (data[at + 2] << 8) |
+             data[at + 3];
+    };
+    const uint32_t width = word(16), height = word(20);
+    if (width > 0 && height > 0 && width < (1u << 31) && height < (1u << 31)) {
+      return {static_cast<int>(width), static_cast<int>(height)};
+    }
+  }
+  return {};
+}
+
 cv::Mat decode_bytes(const uint8_t* data, size_t size, Color color, const std::string& name) {
   if (is_jpeg(data, size)) {
     cv::Mat image = decode_jpeg(data, size, color, name);

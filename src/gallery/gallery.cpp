@@ -409,6 +409,13 @@ int64_t Gallery::subject_id(const std::string& name, bool create) {
   throw Error(fmt::format("unknown subject '{}' in gallery '{}'", name, impl_->path.string()));
 }
 
+std::optional<int64_t> Gallery::find_subject(const std::string& name) const {
+  if (auto found = impl_->by_name.find(name); found != impl_->by_name.end()) return found->second;
+  return std::nullopt;
+}
+
+bool Gallery::has_face(int64_t face) const { return impl_->face_subject.count(face) > 0; }
+
 void Gallery::rename_subject(const std::string& name, const std::string& new_name) {
   const int64_t id = subject_id(name);
   if (new_name.empty()) throw Error("a subject needs a name");

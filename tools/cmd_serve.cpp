@@ -1,0 +1,101 @@
+// `arcface serve`: a gallery on HTTP, with the web page at /.
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+
+#include <spdlog/fmt/fmt.h>
+
+#include "arcface/error.h"
+#include "arcface/server.h"
+#include "commands.h"
+#include "gallery_args.h"
+
+namespace arcface::cli {
+
+namespace {
+
+void on_signal(int) { request_server_stop(); }
+
+}  // namespace
+
+void add_serve(CLI::App& app) {
+  auto* cmd =
+      app.add_subcommand("serve", "Serve a gallery over HTTP: JSON API under /v1, a web page at /");
+  struct Args {
+    GalleryArgs gallery;
+    ServerOptions server;
+    ServiceOptions service;
+    int64_t max_batch = 16;
+    double max_wait_ms = 5, max_upload_mb = 10;
+    std::string aggregation = "mean", images_root, report;
+  };
+  auto a = std::make_shared<Args>();
+  add_gallery_options(cmd, a->gallery);
+  add_face_options(cmd, a->gallery);
+  cmd->add_option("--host", a->server.host, "address to listen on")->capture_default_str();
+  cmd->add_option("--port", a->server.port, "port (0: any free one)")->capture_default_str();
+  cmd->add_option("--api-key", a->server.api_key,
+                  "clients send it as X-API-Key (default: $ARCFACE_API_KEY; none: open)");
+  cmd->add_option("--connections", a->server.connections, "connections served at once")
+      ->capture_default_str();
+  cmd->add_option("--max-batch", a->max_batch, "photos per network run (1: no batching)")
+      ->capture_default_str();
+  cmd->add_option("--max-wait-ms", a->max_wait_ms, "how long a photo waits for a batch to fill")
+      ->capture_default_str();
+  cmd->add_option("--max-upload-mb", a->max_upload_mb, "largest photo accepted")
+      ->capture_default_str();
+  cmd->add_option("--max-pixels", a->service.max_pixels, "largest width x height accepted")
+      ->capture_default_str();
+  cmd->add_option("--images-root", a->images_root,
+                  "faces may be added from server files below this folder (default: not at all)");
+  cmd->add_option("--aggregation", a->aggregation,
+                  "a person scores by mean descriptor or best face")
+      ->capture_default_str();
+  cmd->add_option("--verify-threshold", a->service.verify_threshold,
+                  "/v1/verify says same person from this cosine score");
+  cmd->add_option("--report", a->report, "take the verify threshold from an eval metrics.json");
+  cmd->callback([a] {
+    if (a->server.api_key.empty()) {
+      if (const char* key = std::getenv("ARCFACE_API_KEY")) a->server.api_key = key;
+    }
+    if (!a->report.empty()) {
+      std::ifstream in(a->report);
+      if (!in) throw Error(fmt::format("cannot open report '{}'", a->report));
+      try {
+        a->service.verify_threshold = nlohmann::json::parse(in).at("threshold_best").get<double>();
+      } catch (const nlohmann::json::exception& e) {
+        throw Error(
+            fmt::format("report '{}' is not an arcface metrics.json: {}", a->report, e.what()));
+      }
+    }
+    if (!a->images_root.empty() && !fs::is_directory(a->images_root)) {
+      throw Error(fmt::format("--images-root '{}' is not a folder", a->images_root));
+    }
+    if (a->max_upload_mb <= 0 || a->service.max_pixels <= 0 || a->max_wait_ms < 0) {
+      throw Error("--max-upload-mb and --max-pixels must be positive, --max-wait-ms not negative");
+    }
+    a->service.images_root = a->images_root;
+    a->service.max_upload_bytes = static_cast<int64_t>(a->max_upload_mb * (1 << 20));
+    a->gallery.options.aggregation = parse_aggregation(a->aggregation);
+
+    Opened o = open_gallery(a->gallery);
+    FaceEncoder encoder(o.embedder, encoder_options(a->gallery, o.flip));
+    Metrics metrics;
+    BatcherOptions batching;
+    batching.max_batch = a->max_batch;
+    batching.max_wait = std::chrono::microseconds(static_cast<int64_t>(a->max_wait_ms * 1000));
+    Batcher batcher(encoder, batching, [&metrics](size_t n) { metrics.batch(n); });
+    Service service(o.gallery, batcher, a->service);
+    a->server.on_listening = [&](const std::string& host, int port) {
+      fmt::print("Serving {} ({} faces, {}) on http://{}:{}/ {}\n", a->gallery.gallery,
+                 o.gallery.face_count(), o.gallery.model().describe(), host, port,
+                 a->server.api_key.empty() ? "(no API key)" : "(API key required)");
+    };
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    serve(service, metrics, a->server);
+    fmt::print("Stopped: every request in flight was answered\n");
+  });
+}
+
+}  // namespace arcface::cli
