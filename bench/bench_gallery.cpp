@@ -52,10 +52,13 @@ int main(int argc, char** argv) {
   CLI::App app{"gallery search at scale"};
   std::string sizes_text = "10000,100000", dir = "/tmp/arcface_bench_gallery";
   int dim = 512, queries = 500;
+  int64_t hnsw_up_to = 100000;
   app.add_option("--sizes", sizes_text, "gallery sizes, comma-separated");
   app.add_option("--dim", dim);
   app.add_option("--queries", queries);
   app.add_option("--dir", dir, "where the gallery files go (removed after)");
+  app.add_option("--hnsw-up-to", hnsw_up_to,
+                 "build HNSW for galleries up to this size only (about 260 faces/s to build)");
   CLI11_PARSE(app, argc, argv);
   using namespace arcface;
   configure_threads(0);
@@ -110,6 +113,10 @@ int main(int argc, char** argv) {
                           {"sqlite_mib", fs::file_size(file) / double(1 << 20)}};
     std::vector<std::vector<int64_t>> exact_top;
     for (const bool hnsw : {false, true}) {
+      if (hnsw && n > hnsw_up_to) {
+        row["hnsw"] = "not built (--hnsw-up-to)";
+        continue;
+      }
       GalleryOptions o;
       o.hnsw_from = hnsw ? 0 : n + 1;
       o.aggregation = Aggregation::BestFace;  // face by face, through the index

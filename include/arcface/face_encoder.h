@@ -22,6 +22,9 @@ struct FaceEncoderOptions {
   std::optional<DetectorOptions> detector;
   bool all_faces = false;  // every face of a photo, or only the main one (largest, central)
   int64_t batch_size = 32;
+  /// Photos searched for faces at once, each thread with a detector of its own (detectors are
+  /// single-threaded); 0: one per core.
+  int detect_threads = 0;
 };
 
 /// The fingerprint a gallery keeps of `embedder` (loaded from `model_file`, with `load_args`
@@ -46,7 +49,7 @@ class FaceEncoder {
  private:
   Embedder& embedder_;
   FaceEncoderOptions options_;
-  std::unique_ptr<FaceDetector> detector_;
+  std::vector<std::unique_ptr<FaceDetector>> detectors_;  // one per detecting thread
 };
 
 }  // namespace arcface
