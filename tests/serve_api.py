@@ -97,7 +97,8 @@ check("a raw body, and the threshold", status == 200 and body["faces"][0]["match
 status, body = post_photos(url + "/v1/embed", [lfw("Hugo_Chavez", 33)], headers=H)
 descriptor = body["photos"][0]["faces"][0]["embedding"] if status == 200 else []
 check("embed", len(descriptor) == 512, body)
-status, body = post_json(url + "/v1/search", {"embedding": descriptor, "k": 1}, headers=H)
+status, body = request(url + "/v1/search", "POST", json.dumps({"embedding": descriptor, "k": 1})
+                       .encode(), {"Content-Type": "application/json; charset=utf-8", **H})
 check("search by descriptor", status == 200 and
       body["faces"][0]["matches"][0]["subject"] == "Hugo_Chavez", body)
 verify_body, verify_headers = multipart([("a", "a.jpg", photo(lfw("Hugo_Chavez", 33))),

@@ -64,6 +64,11 @@ void send_json(httplib::Response& res, const json& body, int status = 200) {
   res.set_content(body.dump(), "application/json");
 }
 
+// "application/json", with or without a charset.
+bool is_json(const httplib::Request& req) {
+  return req.get_header_value("Content-Type").rfind("application/json", 0) == 0;
+}
+
 json body_json(const httplib::Request& req) {
   if (req.body.empty()) return json::object();
   try {
@@ -118,7 +123,7 @@ std::vector<Upload> uploads(const httplib::Request& req, const std::string& fiel
       if (file.filename.empty() && field.empty() && name != "image") continue;
       out.push_back({file.filename.empty() ? name : file.filename, file.content});
     }
-  } else if (!req.body.empty() && req.get_header_value("Content-Type") != "application/json") {
+  } else if (!req.body.empty() && !is_json(req)) {
     out.push_back({"upload", req.body});
   }
   return out;
@@ -260,7 +265,7 @@ void serve(Service& service, Metrics& metrics, const ServerOptions& options) {
       [&](const auto& req, auto& res) { send_json(res, service.faces(req.matches[1])); });
   add("POST", "/v1/subjects/{name}/faces", [&](const auto& req, auto& res) {
     std::vector<std::string> paths;
-    if (req.get_header_value("Content-Type") == "application/json") {
+    if (is_json(req)) {
       const json body = body_json(req);
       if (body.contains("path")) paths.push_back(body_field<std::string>(body, "path", ""));
       const auto more = body_field<std::vector<std::string>>(body, "paths", {});
@@ -279,7 +284,7 @@ void serve(Service& service, Metrics& metrics, const ServerOptions& options) {
   add("POST", "/v1/search", [&](const auto& req, auto& res) {
     int64_t k = integer_param(req, "k", 5);
     double threshold = number_param(req, "threshold", -1);
-    if (req.get_header_value("Content-Type") == "application/json") {
+    if (is_json(req)) {
       const json body = body_json(req);
       k = body_field<int64_t>(body, "k", k);
       threshold = body_field<double>(body, "threshold", threshold);
