@@ -53,13 +53,16 @@ int main(int argc, char** argv) {
   o.workers = workers;
   o.progress = false;
   // Warm-up on one batch: oneDNN picks its kernels on first use.
-  embed_images(
-      embedder,
-      ImageSource{
-          root, {names.begin(), names.begin() + std::min<size_t>(batch, names.size())}, {}, {}},
-      o);
+  embed_images(embedder,
+               ImageSource{root,
+                           {names.begin(), names.begin() + std::min<size_t>(batch, names.size())},
+                           {},
+                           {},
+                           {},
+                           {}},
+               o);
   EmbedTiming t;
-  embed_images(embedder, ImageSource{root, names, {}, {}}, o, &t);
+  embed_images(embedder, ImageSource{root, names, {}, {}, {}, {}}, o, &t);
 
   const double forwards = o.flip == FlipMode::None ? 1 : 2;
   const double gflop_per_image = forwards * 2 * macs / 1e9;

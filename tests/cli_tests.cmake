@@ -152,3 +152,9 @@ if(EXISTS ${fr_feature} AND EXISTS ${ARCFACE_SHARED_DATA}/lfw/raw AND SYSTEM_PYT
       ${ARCFACE_SHARED_DATA}/lfw/raw ${CMAKE_CURRENT_BINARY_DIR}/serve_page)
   set_tests_properties(serve.api serve.page PROPERTIES TIMEOUT 600)
 endif()
+
+# A folder tree packed as insightface's RecordIO, a model trained from the .rec alone, and a
+# damaged .rec refused before training, naming the record.
+add_cli_test(cli.pack 0 "pack OK"
+  bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_pack.sh ${arcface_bin} ${sample} ${CMAKE_CURRENT_SOURCE_DIR}
+       ${CMAKE_CURRENT_BINARY_DIR}/cli_pack)

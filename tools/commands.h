@@ -17,6 +17,7 @@ void add_gallery(CLI::App& app);
 void add_identify(CLI::App& app);
 void add_identify_eval(CLI::App& app);
 void add_serve(CLI::App& app);
+void add_pack(CLI::App& app);
 
 }  // namespace arcface::cli
 

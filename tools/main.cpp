@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("arcface 0.1.0"));
   arcface::cli::add_select(app);
+  arcface::cli::add_pack(app);
   arcface::cli::add_train(app);
   arcface::cli::add_distill(app);
   arcface::cli::add_eval(app);

@@ -61,6 +61,7 @@ struct TrainingConfig {
 struct DataConfig {
   std::string train_root;    // identity-per-folder image root
   std::string train_list;    // "path label" lines relative to train_root; empty: use the folders
+  std::string train_rec;     // or an insightface train.rec (with its .idx and property)
   int64_t input_size = 128;  // network input, square
   int64_t channels = 1;      // 1 = grayscale, 3 = RGB
   int64_t resize = 0;        // images are resized to this before cropping; 0 = input_size

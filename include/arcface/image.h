@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -72,13 +73,20 @@ void write_tensor(const cv::Mat& image, const Preprocess& pre, int x, int y, boo
 /// Turns a decoded BGR photo (named for records) into an aligned face crop.
 using FaceCrop = std::function<cv::Mat(const cv::Mat& bgr, const std::string& name)>;
 
-/// Images to decode: files under `root`, or encoded bytes in memory (`encoded` non-empty).
+class RecordFile;
+
+/// Images to decode: files under `root`, encoded bytes in memory (`encoded` non-empty), or
+/// images of a RecordIO file (`records`, image i being its images()[record_index[i]]).
 struct ImageSource {
   fs::path root;
   std::vector<std::string> names;  // paths relative to root, or labels for `encoded`
   std::vector<std::vector<uint8_t>> encoded;
   /// Raw photos: finds and aligns the face of each decoded (BGR) image before `pre` applies.
   FaceCrop face_crop;
+  std::shared_ptr<const RecordFile> records;
+  std::vector<size_t> record_index;
+  /// The encoded bytes of image i, from memory or the record file (not for plain files).
+  std::vector<uint8_t> bytes(size_t i) const;
   size_t size() const { return names.size(); }
   cv::Mat load(size_t i, const Preprocess& pre) const;
 };

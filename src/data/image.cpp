@@ -13,6 +13,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "arcface/error.h"
+#include "arcface/recordio.h"
 
 namespace arcface {
 
@@ -229,16 +230,22 @@ std::string describe(const Preprocess& p) {
                      fmt::join(p.std, "/"));
 }
 
+std::vector<uint8_t> ImageSource::bytes(size_t i) const {
+  if (records) return records->read(record_index.at(i));
+  return encoded.at(i);
+}
+
 cv::Mat ImageSource::load(size_t i, const Preprocess& pre) const {
+  const bool in_memory = records || !encoded.empty();
   if (!face_crop) {
-    if (!encoded.empty()) return decode_image(encoded.at(i), pre, names.at(i));
+    if (in_memory) return decode_image(bytes(i), pre, names.at(i));
     return load_image(root / names.at(i), pre);
   }
   // Detectors want colour whatever the network takes.
   cv::Mat image;
-  if (!encoded.empty()) {
-    const auto& bytes = encoded.at(i);
-    image = decode_bytes(bytes.data(), bytes.size(), Color::BGR, names.at(i));
+  if (in_memory) {
+    const auto data = bytes(i);
+    image = decode_bytes(data.data(), data.size(), Color::BGR, names.at(i));
   } else {
     image = read_image(root / names.at(i), Color::BGR);
   }
@@ -252,10 +259,10 @@ std::vector<BadImage> find_bad_images(const ImageSource& source, int threads) {
     for (size_t i; (i = next++) < source.size();) {
       try {
         // Grayscale decodes every coefficient at a third of the colour work.
-        if (source.encoded.empty()) {
+        if (source.encoded.empty() && !source.records) {
           read_image(source.root / source.names[i], Color::Gray);
         } else {
-          const auto& bytes = source.encoded[i];
+          const auto bytes = source.bytes(i);
           decode_bytes(bytes.data(), bytes.size(), Color::Gray, source.names[i]);
         }
       } catch (const std::exception& e) {

@@ -55,7 +55,7 @@ at::Tensor embed_images(Embedder& embedder, ImageSource source, const EvalOption
 
 std::vector<BadImage> check_pair_images(PairList& pairs, const fs::path& root, bool skip,
                                         int threads, const std::string& hint) {
-  auto bad = find_bad_images(ImageSource{root, pairs.images, pairs.encoded, {}}, threads);
+  auto bad = find_bad_images(ImageSource{root, pairs.images, pairs.encoded, {}, {}, {}}, threads);
   if (bad.empty()) return bad;
   if (!skip) {
     std::string list;
@@ -74,9 +74,9 @@ EvalResult evaluate_pairs(Embedder& embedder, const PairList& pairs, const fs::p
                           const EvalOptions& options) {
   const auto start = Clock::now();
   EmbedTiming timing;
-  const auto descriptors =
-      embed_images(embedder, ImageSource{root, pairs.images, pairs.encoded, options.face_crop},
-                   options, &timing);
+  const auto descriptors = embed_images(
+      embedder, ImageSource{root, pairs.images, pairs.encoded, options.face_crop, {}, {}}, options,
+      &timing);
 
   EvalResult result;
   result.images = descriptors.size(0);

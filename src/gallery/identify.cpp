@@ -63,7 +63,8 @@ std::vector<IdentificationRun> evaluate_identification(Embedder& embedder, const
                                                        const std::vector<Aggregation>& aggregations,
                                                        int64_t workers, bool progress) {
   const auto split = identification_split(root, per_person);
-  ImageSource source{root, {}, {}, {}};
+  ImageSource source;
+  source.root = root;
   for (const auto& [image, person] : split.gallery) source.names.push_back(image);
   for (const auto& [image, person] : split.genuine) source.names.push_back(image);
   for (const auto& image : split.impostors) source.names.push_back(image);

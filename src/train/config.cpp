@@ -55,6 +55,7 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("training.precision", c.training.precision);
   v("data.train_root", c.data.train_root);
   v("data.train_list", c.data.train_list);
+  v("data.train_rec", c.data.train_rec);
   v("data.input_size", c.data.input_size);
   v("data.channels", c.data.channels);
   v("data.resize", c.data.resize);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
@@ -29,6 +30,7 @@
 #include "arcface/loader.h"
 #include "arcface/loss.h"
 #include "arcface/optim.h"
+#include "arcface/recordio.h"
 #include "arcface/system.h"
 #include "arcface/weights.h"
 #include "util/progress.h"
@@ -205,16 +207,35 @@ bool beats(const nlohmann::json& candidate, const nlohmann::json& best) {
 
 TrainingImages training_images(const TrainConfig& config) {
   const auto& d = config.data;
-  if (d.train_root.empty()) throw Error("config key 'data.train_root' is not set");
   TrainingImages t;
-  t.data = d.train_list.empty() ? dataset_from_folders(d.train_root)
-                                : read_train_list(d.train_list, d.train_root);
-  t.source = d.train_list.empty() ? "image root '" + d.train_root + "'"
-                                  : "train list '" + d.train_list + "'";
-  validate_dataset(t.data, config.model.num_classes, t.source);
-  for (const auto& s : t.data.samples) t.names.push_back(s.path);
-  const auto bad = find_bad_images(ImageSource{t.data.root, t.names, {}, {}},
-                                   static_cast<int>(std::max<int64_t>(2, d.workers)));
+  std::map<std::string, size_t> record_of;
+  if (!d.train_rec.empty()) {
+    t.records = RecordFile::open(d.train_rec);
+    t.source = "record file '" + d.train_rec + "'";
+    const auto& images = t.records->images();
+    for (size_t i = 0; i < images.size(); ++i) {
+      t.data.samples.push_back({t.records->name(i), images[i].label});
+      record_of[t.records->name(i)] = i;
+      if (images[i].label >= config.model.num_classes) {
+        throw Error(fmt::format("{}: label {} of {} is not below model.num_classes {}", t.source,
+                                images[i].label, t.records->name(i), config.model.num_classes));
+      }
+    }
+    for (const auto& s : t.data.samples) t.names.push_back(s.path);
+    for (size_t i = 0; i < images.size(); ++i) t.record_index.push_back(i);
+  } else {
+    if (d.train_root.empty()) {
+      throw Error("config key 'data.train_root' (or 'data.train_rec') is not set");
+    }
+    t.data = d.train_list.empty() ? dataset_from_folders(d.train_root)
+                                  : read_train_list(d.train_list, d.train_root);
+    t.source = d.train_list.empty() ? "image root '" + d.train_root + "'"
+                                    : "train list '" + d.train_list + "'";
+    validate_dataset(t.data, config.model.num_classes, t.source);
+    for (const auto& s : t.data.samples) t.names.push_back(s.path);
+  }
+  const auto bad =
+      find_bad_images(t.image_source(), static_cast<int>(std::max<int64_t>(2, d.workers)));
   if (!bad.empty() && d.bad_images != "skip") {
     std::string list;
     for (const auto& b : bad) list += "\n  " + b.reason;
@@ -226,10 +247,12 @@ TrainingImages training_images(const TrainConfig& config) {
   std::set<std::string> skip;
   for (const auto& b : bad) skip.insert(b.name);
   t.names.clear();
+  t.record_index.clear();
   for (const auto& s : t.data.samples) {
     if (skip.count(s.path)) continue;
     t.names.push_back(s.path);
     t.labels.push_back(s.label);
+    if (t.records) t.record_index.push_back(record_of.at(s.path));
   }
   t.skipped = bad;
   if (static_cast<int64_t>(t.labels.size()) < config.training.batch_size &&
@@ -418,8 +441,7 @@ class Run {
     lo.shards = options_.distributed.world_size;
     lo.shard = options_.distributed.rank;
     log_->info("Loading training data from {} ...", images_.source);
-    loader_ = std::make_unique<Loader>(ImageSource{images_.data.root, images_.names, {}, {}},
-                                       images_.labels, preprocess_, lo);
+    loader_ = std::make_unique<Loader>(images_.image_source(), images_.labels, preprocess_, lo);
   }
 
   // Distillation: the teacher sees every training image once, before the first step.
@@ -443,9 +465,9 @@ class Run {
     const auto t0 = Clock::now();
     TeacherTargets targets;
     try {
-      targets = teacher_targets(
-          d.teacher, teacher_input(c_), ImageSource{images_.data.root, images_.names, {}, {}}, eo,
-          tc_.device, writer_ ? dir_ / "teacher_embeddings.pt" : fs::path(), learner_->precision());
+      targets = teacher_targets(d.teacher, teacher_input(c_), images_.image_source(), eo,
+                                tc_.device, writer_ ? dir_ / "teacher_embeddings.pt" : fs::path(),
+                                learner_->precision());
     } catch (const Error& e) {
       // The loaders speak of the command-line options; here the config keys say the same.
       throw Error(fmt::format(

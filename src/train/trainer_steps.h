@@ -2,6 +2,7 @@
 
 // The steps of train() that stand on their own, each testable: the training images, the
 // validation pairs, and the policy that picks best.pt.
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "arcface/dataset.h"
 #include "arcface/image.h"
 #include "arcface/pairs.h"
+#include "arcface/recordio.h"
 
 namespace arcface {
 
@@ -22,6 +24,13 @@ struct TrainingImages {
   std::vector<std::string> names;  // paths relative to data.root, in list order
   std::vector<int64_t> labels;     // the label of each name
   std::vector<BadImage> skipped;   // damaged images left out (data.bad_images: skip)
+  std::shared_ptr<const RecordFile> records;  // data.train_rec: where the images are
+  std::vector<size_t> record_index;           // of each name, in records
+
+  /// The images to decode, files or records.
+  ImageSource image_source() const {
+    return ImageSource{data.root, names, {}, {}, records, record_index};
+  }
 };
 
 /// Reads the train list (or the identity folders), checks its labels and files, and decodes

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `arcface pack` and training from the .rec it writes; a damaged .rec is refused by record.
+set -uo pipefail
+bin=$1 sample=$2 tests=$3 out=$4
+rm -rf "$out" && mkdir -p "$out"
+source "$(dirname "$0")/cli_lib.sh"
+expect pack 0 "$bin" pack --root "$sample/train" --out "$out/rec/train.rec"
+grep -q "Packed 283 images of 24 classes" "$out/pack.txt" || fail "pack counts"
+grep -q "^24,112,112$" "$out/rec/property" || fail "property: $(cat "$out/rec/property")"
+expect train 0 "$bin" train --config "$tests/fixture_model.yaml" --no-progress \
+  --set data.train_rec="$out/rec/train.rec" --set training.max_epoch=2 \
+  --set paths.checkpoints_path="$out/model"
+grep -q "record file" "$out/train.txt" || fail "training did not read the record file"
+grep -q "Epoch \[2/2\]" "$out/train.txt" || fail "training did not run"
+[ -f "$out/model/last.pt" ] || fail "no checkpoint"
+mkdir -p "$out/bad" && cp "$tests/data/recordio/"* "$out/bad/"
+head -c 1 /dev/zero | dd of="$out/bad/train.rec" bs=1 seek=10280 conv=notrunc status=none
+expect bad 1 "$bin" train --config "$tests/fixture_model.yaml" --no-progress \
+  --set data.train_rec="$out/bad/train.rec" --set model.num_classes=3 \
+  --set paths.checkpoints_path="$out/bad_model"
+grep -q "record 3 of .*bad magic" "$out/bad.txt" || { cat "$out/bad.txt"; fail "bad magic not named"; }
+echo "pack OK"
