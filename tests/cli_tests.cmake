@@ -74,6 +74,16 @@ add_cli_test(cli.verify_facenet_weights 0 "score -?[0-9.]+ \\(threshold 0.5000, 
                  --backbone inception_resnet_v1 --input-size 160 --mean 0.5 --std 0.50196 --threshold 0.5
                  ${sample}/lfw/Aaron_Eckhart/Aaron_Eckhart_0001.jpg ${sample}/lfw/AJ_Lamas/AJ_Lamas_0001.jpg)
 
+# --device auto runs where the model can (the CPU here); an unknown device is named.
+add_cli_test(cli.device_auto 0 "score -?[0-9.]+ \\(threshold 0.5000"
+  ${arcface_bin} verify --model ${CMAKE_CURRENT_SOURCE_DIR}/data/interop_inception_resnet_v1.pt --device auto
+                 --backbone inception_resnet_v1 --input-size 160 --mean 0.5 --std 0.50196 --threshold 0.5
+                 ${sample}/lfw/Aaron_Eckhart/Aaron_Eckhart_0001.jpg ${sample}/lfw/AJ_Lamas/AJ_Lamas_0001.jpg)
+add_cli_test(cli.device_unknown 1 "error: unknown device 'tpu' \\(expected cpu, cuda, cuda:N or auto\\)"
+  ${arcface_bin} verify --model ${CMAKE_CURRENT_SOURCE_DIR}/data/interop_inception_resnet_v1.pt --device tpu
+                 --backbone inception_resnet_v1 --input-size 160 --threshold 0.5
+                 ${sample}/lfw/Aaron_Eckhart/Aaron_Eckhart_0001.jpg ${sample}/lfw/AJ_Lamas/AJ_Lamas_0001.jpg)
+
 # Hard-example distillation: the fixture model teaches a student started from its weights.
 set(distill_dir ${CMAKE_CURRENT_BINARY_DIR}/cli_distill)
 add_cli_test(cli.distill 0 "Distilling from resnet_face18 checkpoint .*: embedding weight 1, logit weight 1 \\(T 4\\), hard examples by loss weigh 3x"

@@ -55,7 +55,8 @@ struct ModelArgs {
                                    "a checkpoint of ours, a PyTorch checkpoint or state dict "
                                    "(.pt/.pth), or an ONNX model (.onnx)");
     if (required) option->required();
-    cmd->add_option("--device", device, "cpu or cuda")->capture_default_str();
+    cmd->add_option("--device", device, "cpu, cuda[:N] or auto (CUDA when present)")
+        ->capture_default_str();
     cmd->add_option("--threads", threads, "compute threads (0: one per core)")
         ->capture_default_str();
     cmd->add_option("--precision", precision,

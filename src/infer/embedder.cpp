@@ -16,11 +16,13 @@
 namespace arcface {
 
 c10::Device parse_device(const std::string& name) {
+  // "auto": the GPU when this libtorch has CUDA and sees a device, else the CPU.
+  if (name == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA) : c10::kCPU;
   c10::Device device(c10::kCPU);
   try {
     device = c10::Device(name);
   } catch (const std::exception&) {
-    throw Error(fmt::format("unknown device '{}' (expected cpu or cuda)", name));
+    throw Error(fmt::format("unknown device '{}' (expected cpu, cuda, cuda:N or auto)", name));
   }
   if (device.is_cuda() && !torch::cuda::is_available()) {
     throw Error(fmt::format("device '{}' asked for, but this libtorch has no usable CUDA", name));
