@@ -7,6 +7,9 @@ source "$(dirname "$0")/cli_lib.sh"
 expect pack 0 "$bin" pack --root "$sample/train" --out "$out/rec/train.rec"
 grep -q "Packed 283 images of 24 classes" "$out/pack.txt" || fail "pack counts"
 grep -q "^24,112,112$" "$out/rec/property" || fail "property: $(cat "$out/rec/property")"
+# Read back by a reader written from the format's description, not ours.
+expect read_back 0 python3 "$tests/data/make_recordio_fixture.py" --read "$out/rec/train.rec"
+grep -q "283 images, 24 classes, ranges agree" "$out/read_back.txt" || fail "independent read"
 expect train 0 "$bin" train --config "$tests/fixture_model.yaml" --no-progress \
   --set data.train_rec="$out/rec/train.rec" --set training.max_epoch=2 \
   --set paths.checkpoints_path="$out/model"

@@ -5,12 +5,60 @@ and expected.json listing what each image record holds. One image carries the Re
 number at a 4-byte boundary after its JPEG data, so its record is split as MXNet's writer splits.
 
 usage: python3 tests/data/make_recordio_fixture.py
+       python3 tests/data/make_recordio_fixture.py --read DIR/train.rec
+The second form reads a .rec the same way (record 0's ranges, split records, identity records)
+and prints "N images, C classes, labels per class ...": an independent check of a packed file.
 """
 import json
 import os
 import struct
+import sys
 
 MAGIC = 0xCED7230A
+
+
+def read(rec_path):
+    """(key, label, image bytes) of every image record, and the class ranges."""
+    data = open(rec_path, "rb").read()
+    idx = {}
+    for line in open(os.path.splitext(rec_path)[0] + ".idx"):
+        key, offset = line.split()
+        idx[int(key)] = int(offset)
+
+    def payload(at):
+        out = b""
+        while True:
+            magic, word = struct.unpack_from("<II", data, at)
+            assert magic == MAGIC, f"bad magic at {at}"
+            flag, length = word >> 29, word & ((1 << 29) - 1)
+            out += data[at + 8:at + 8 + length]
+            at += 8 + (length + 3) // 4 * 4
+            if flag in (0, 3):
+                return out
+            out += struct.pack("<I", MAGIC)
+
+    def header(p):
+        flag, label, _, _ = struct.unpack_from("<IfQQ", p)
+        labels = struct.unpack_from(f"<{flag}f", p, 24) if flag else (label,)
+        return labels, p[24 + 4 * flag:]
+
+    (id_start, id_end), _ = header(payload(idx[0]))
+    images = [(k, *header(payload(idx[k]))) for k in range(1, int(id_start))]
+    ranges = [header(payload(idx[k]))[0] for k in range(int(id_start), int(id_end))]
+    return [(k, int(labels[0]), img) for k, labels, img in images], ranges
+
+
+if len(sys.argv) == 3 and sys.argv[1] == "--read":
+    images, ranges = read(sys.argv[2])
+    counts = {}
+    for _, label, _ in images:
+        counts[label] = counts.get(label, 0) + 1
+    for c, (begin, end) in enumerate(ranges):
+        assert counts.get(c, 0) == int(end) - int(begin), f"class {c}: range {begin}..{end}"
+        assert all(images[k - 1][1] == c for k in range(int(begin), int(end))), f"class {c}"
+    assert all(img[:2] == b"\xff\xd8" for _, _, img in images), "an image is not a JPEG"
+    print(f"{len(images)} images, {len(ranges)} classes, ranges agree with the labels")
+    sys.exit(0)
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.join(here, "..", "..", "data", "sample", "train")
 out = os.path.join(here, "recordio")
