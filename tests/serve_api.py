@@ -178,6 +178,19 @@ for name, path in [("parent", "../secret.jpg"), ("absolute", os.path.join(out, "
     refused(f"path traversal ({name})", post_json(url + "/v1/subjects/X/faces", {"path": path},
                                                   headers=H), 403, "path_outside_root")
 refused("unknown route", request(url + "/v1/nothing", headers=H), 404, "not_found")
+refused("a chunked body", request(url + "/v1/search", "POST",
+                                  iter([photo(lfw("Hugo_Chavez", 33))]),
+                                  {"Content-Type": "image/jpeg", **H}), 411, "length_required")
+refused("a compressed body", request(url + "/v1/search", "POST", photo(lfw("Hugo_Chavez", 33)),
+                                     {"Content-Type": "image/jpeg", "Content-Encoding": "gzip", **H}),
+        411, "length_required")
+refused("JSON that is not an object", request(url + "/v1/subjects", "POST", b"[1, 2]",
+                                              {"Content-Type": "application/json", **H}), 400,
+        "malformed_json")
+refused("k not whole in JSON", post_json(url + "/v1/search", {"embedding": descriptor, "k": 1.5},
+                                         headers=H), 400, "bad_request")
+refused("too many photos", post_photos(url + "/v1/embed", [blank] * 17, headers=H), 413,
+        "too_many_photos")
 
 # The OpenAPI document names every route; the metrics counted the requests.
 status, spec = request(url + "/v1/openapi.json")

@@ -37,6 +37,13 @@ for flag in ("--headless", "--no-sandbox", "--disable-dev-shm-usage", "--disable
 options.add_argument("--window-size=1100,1400")
 browser = webdriver.Chrome(service=Driver("/usr/bin/chromedriver"), options=options)
 wait = WebDriverWait(browser, 60)
+
+
+def people():
+    """The names in the table, read in one step (the page redraws it after every change)."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll('#people tr')].map(r => r.dataset.name)")
+
 try:
     browser.get(server.url + "/")
     # Without the key the page says so; with it, the list loads.
@@ -57,8 +64,7 @@ try:
 
     enrol("Hugo Chavez", [lfw("Hugo_Chavez", 2), lfw("Hugo_Chavez", 27)])
     enrol("Jennifer Garner", [lfw("Jennifer_Garner", 1), lfw("Jennifer_Garner", 5)])
-    rows = browser.find_elements(By.CSS_SELECTOR, "#people tr")
-    assert [r.get_attribute("data-name") for r in rows] == ["Hugo Chavez", "Jennifer Garner"], rows
+    assert people() == ["Hugo Chavez", "Jennifer Garner"], people()
 
     browser.find_element(By.ID, "search-file").send_keys(lfw("Jennifer_Garner", 3))
     browser.find_element(By.ID, "search-button").click()
@@ -72,9 +78,7 @@ try:
 
     browser.find_element(By.CSS_SELECTOR, 'tr[data-name="Hugo Chavez"] button.delete').click()
     wait.until(seen.text_to_be_present_in_element((By.ID, "people-status"), "Deleted Hugo Chavez"))
-    wait.until(lambda b: [r.get_attribute("data-name")
-                          for r in b.find_elements(By.CSS_SELECTOR, "#people tr")]
-               == ["Jennifer Garner"])
+    wait.until(lambda b: people() == ["Jennifer Garner"])
     print("web page OK")
 finally:
     browser.quit()

@@ -87,10 +87,16 @@ TEST(RecordIO, DamageIsNamed) {
     fs::resize_file(rec, 20000);  // inside record 4: records 5 on are past the end
     expect_error(rec, "train.idx line 6: record 5 at offset 21488 is past the end");
     expect_error(rec, "truncated");
-    // An index cut to match: record 4 itself runs past the end.
+  }
+  {
+    // Cut inside record 6, the last image, with an index of the image records only: the
+    // record itself runs past the end.
+    const auto dir = test::temp_dir("recordio_truncated_record");
+    const auto rec = copy_fixture(dir);
+    fs::resize_file(rec, 30000);
     std::ofstream(dir / "train.idx", std::ios::trunc)
-        << "0\t0\n1\t40\n2\t5424\n3\t10280\n4\t16432\n";
-    expect_error(rec, "record 4 of");
+        << "0\t0\n1\t40\n2\t5424\n3\t10280\n4\t16432\n5\t21488\n6\t27096\n";
+    expect_error(rec, "record 6 of");
     expect_error(rec, "run past the end");
   }
   {

@@ -94,7 +94,7 @@ void add_serve(CLI::App& app) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     serve(service, metrics, a->server);
-    fmt::print("Stopped: every request in flight was answered\n");
+    fmt::print("Stopped: the requests in progress were answered\n");
   });
 }
 

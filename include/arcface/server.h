@@ -16,6 +16,7 @@ class Metrics {
  public:
   Metrics();
   ~Metrics();
+  /// `seconds` < 0: counted, not timed.
   void request(const std::string& route, int status, double seconds);
   void batch(size_t size);
   void gallery_faces(int64_t faces);

@@ -45,6 +45,8 @@ struct ServiceOptions {
   /// Same person when the cosine score reaches it (from `arcface eval`); NaN: not decided.
   double verify_threshold = std::nan("");
   int64_t max_k = 100;
+  /// Photos one request may carry (each is decoded before the batch runs).
+  int64_t max_photos = 16;
 };
 
 /// The API over one gallery and the batcher that describes faces. Thread-safe: photos are

@@ -1,6 +1,7 @@
 #include "arcface/recordio.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,9 +97,10 @@ std::vector<uint8_t> RecordFile::payload(uint64_t offset, const std::string& wha
                               what, at, path_.string(), head[0], kMagic));
     }
     const uint32_t part = head[1] >> 29, length = head[1] & kLengthBits;
-    if (at == offset && part != 0 && part != 1) {
-      throw Error(fmt::format("{} at offset {} of '{}': starts inside a split record (flag {})",
-                              what, at, path_.string(), part));
+    if ((at == offset) != (part == 0 || part == 1)) {
+      throw Error(fmt::format("{} at offset {} of '{}': a {} with continuation flag {}", what, at,
+                              path_.string(),
+                              at == offset ? "record starts" : "split record goes on", part));
     }
     if (at + 8 + length > size_) {
       throw Error(
@@ -124,8 +126,9 @@ std::shared_ptr<const RecordFile> RecordFile::open(const fs::path& rec) {
   f->fd_ = ::open(rec.c_str(), O_RDONLY | O_CLOEXEC);
   if (f->fd_ < 0)
     throw Error(fmt::format("record file '{}' not found or unreadable", rec.string()));
-  std::error_code ec;
-  f->size_ = fs::file_size(rec, ec);
+  struct stat st {};
+  if (::fstat(f->fd_, &st) != 0) throw Error(fmt::format("cannot stat '{}'", rec.string()));
+  f->size_ = static_cast<uint64_t>(st.st_size);
 
   // The index: "key<TAB>offset" lines.
   fs::path idx = rec;
@@ -184,8 +187,12 @@ std::shared_ptr<const RecordFile> RecordFile::open(const fs::path& rec) {
       offsets.count(0) ? parse_header(f->payload(record(0), what0), what0) : Header{};
   if (offsets.count(0) && first.flag > 0) {
     // insightface's layout: images are keys 1 .. id_start - 1.
-    const auto id_start = static_cast<int64_t>(first.labels.at(0));
-    for (int64_t k = 1; k < id_start; ++k) keys.push_back(k);
+    const float id_start = first.labels.at(0);
+    if (!(id_start >= 1 && id_start <= static_cast<float>(offsets.size()))) {
+      throw Error(fmt::format("{}: images are keys 1 to {}, but '{}' lists {} records", what0,
+                              id_start - 1, idx.string(), offsets.size()));
+    }
+    for (int64_t k = 1; k < static_cast<int64_t>(id_start); ++k) keys.push_back(k);
   } else {
     for (const auto& [k, o] : offsets) keys.push_back(k);  // shuffled files list every image
   }
@@ -195,7 +202,9 @@ std::shared_ptr<const RecordFile> RecordFile::open(const fs::path& rec) {
     const std::string what = fmt::format("record {} of '{}'", key, rec.string());
     const Header h = parse_header(f->payload(offset, what), what);
     const float value = h.labels.at(0);
-    if (!(value >= 0) || value != std::floor(value) || (classes > 0 && value >= classes)) {
+    // Float labels are exact below 2^24.
+    if (!(value >= 0 && value < 16777216.0f) || value != std::floor(value) ||
+        (classes > 0 && value >= classes)) {
       throw Error(classes > 0 ? fmt::format("{}: label {} is outside 0..{} ({} classes in '{}')",
                                             what, value, classes - 1, classes, property.string())
                               : fmt::format("{}: label {} is not a class number", what, value));
@@ -252,6 +261,10 @@ std::vector<uint8_t> header(uint32_t flag, float label, uint64_t id,
 /// Writes one record, split where the payload holds the magic number at a 4-byte boundary
 /// (as MXNet's writer does, so that a reader can resynchronise on the magic).
 void write_record(std::ofstream& out, const std::vector<uint8_t>& payload) {
+  if (payload.size() > kLengthBits) {
+    throw Error(
+        fmt::format("a record of {} bytes: RecordIO parts hold under 512 MiB", payload.size()));
+  }
   auto part = [&](uint32_t flag, size_t begin, size_t end) {
     const uint32_t head[2] = {kMagic, (flag << 29) | static_cast<uint32_t>(end - begin)};
     out.write(reinterpret_cast<const char*>(head), 8);
@@ -282,6 +295,12 @@ PackResult pack_records(const Dataset& data, const fs::path& out) {
   });
   const int64_t n = static_cast<int64_t>(order.size());
   const int64_t classes = data.num_classes();
+  if (n + 1 + classes > (int64_t{1} << 24)) {
+    throw Error(
+        fmt::format("pack: {} images and {} classes: the format's float labels count keys "
+                    "exactly only up to 16,777,216",
+                    n, classes));
+  }
   fs::path idx_path = out;
   idx_path.replace_extension(".idx");
   if (out.has_parent_path()) fs::create_directories(out.parent_path());

@@ -57,7 +57,14 @@ void Batcher::run() {
       auto faces = encoder_.encode(photos, sources);
       for (size_t i = 0; i < batch.size(); ++i) batch[i].done.set_value(std::move(faces[i]));
     } catch (...) {
-      for (auto& job : batch) job.done.set_exception(std::current_exception());
+      // One photo's failure is its own: the batch runs again a photo at a time.
+      for (auto& job : batch) {
+        try {
+          job.done.set_value(encoder_.encode(std::vector<cv::Mat>{job.photo}, {job.source})[0]);
+        } catch (...) {
+          job.done.set_exception(std::current_exception());
+        }
+      }
     }
   }
 }

@@ -3,9 +3,11 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 
 #include <httplib.h>
 #include <prometheus/counter.h>
@@ -71,18 +73,29 @@ bool is_json(const httplib::Request& req) {
 
 json body_json(const httplib::Request& req) {
   if (req.body.empty()) return json::object();
+  json body;
   try {
-    return json::parse(req.body);
+    body = json::parse(req.body);
   } catch (const json::parse_error& e) {
     throw ApiError(400, "malformed_json",
                    fmt::format("the request body is not JSON: {}", e.what()));
   }
+  if (!body.is_object()) {
+    throw ApiError(400, "malformed_json", "the request body is not a JSON object");
+  }
+  return body;
 }
 
 template <typename T>
 T body_field(const json& body, const std::string& key, T fallback) {
   if (!body.contains(key)) return fallback;
   try {
+    if constexpr (std::is_integral_v<T>) {
+      // A whole number, not a float cast (1e300 would be undefined behaviour).
+      if (!body.at(key).is_number_integer()) {
+        throw ApiError(400, "bad_request", fmt::format("\"{}\" must be a whole number", key));
+      }
+    }
     return body.at(key).get<T>();
   } catch (const json::exception&) {
     throw ApiError(400, "bad_request", fmt::format("\"{}\" has the wrong type", key));
@@ -107,8 +120,8 @@ double number_param(const httplib::Request& req, const std::string& key, double 
 
 int64_t integer_param(const httplib::Request& req, const std::string& key, int64_t fallback) {
   const double v = number_param(req, key, static_cast<double>(fallback));
-  if (v != std::floor(v)) {
-    throw ApiError(400, "bad_request", fmt::format("{}={} is not a whole number", key, v));
+  if (v != std::floor(v) || std::abs(v) > 1e15) {
+    throw ApiError(400, "bad_request", fmt::format("{}={} is not a whole number in range", key, v));
   }
   return static_cast<int64_t>(v);
 }
@@ -146,7 +159,9 @@ struct Route {
   std::regex regex;
 };
 
-thread_local Clock::time_point request_started;
+// Set by the pre-routing handler and read by the logger, on the same thread; empty for
+// requests httplib refused before routing (they are counted, not timed).
+thread_local std::optional<Clock::time_point> request_started;
 
 }  // namespace
 
@@ -178,6 +193,7 @@ Metrics::~Metrics() = default;
 
 void Metrics::request(const std::string& route, int status, double seconds) {
   impl_->requests.Add({{"route", route}, {"status", std::to_string(status)}}).Increment();
+  if (seconds < 0) return;  // not timed
   impl_->latency
       .Add({{"route", route}},
            prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -218,7 +234,7 @@ void serve(Service& service, Metrics& metrics, const ServerOptions& options) {
         send_error(res, e.status, e.code, e.what());
       } catch (const std::exception& e) {
         spdlog::error("{} {}: {}", req.method, req.path, e.what());
-        send_error(res, 500, "internal", e.what());
+        send_error(res, 500, "internal", "the service failed on this request (see its log)");
       }
     };
     // "/v1/subjects/{name}" as OpenAPI writes it names the route; httplib matches a regex.
@@ -251,7 +267,7 @@ void serve(Service& service, Metrics& metrics, const ServerOptions& options) {
     const json body = body_json(req);
     send_json(res,
               service.create_subject(body_field<std::string>(body, "name", ""),
-                                     body.value("metadata", json::object())),
+                                     body_field<json>(body, "metadata", json::object())),
               201);
   });
   add("PATCH", "/v1/subjects/{name}", [&](const auto& req, auto& res) {
@@ -276,7 +292,7 @@ void serve(Service& service, Metrics& metrics, const ServerOptions& options) {
   });
   add("DELETE", "/v1/faces/{id}", [&](const auto& req, auto& res) {
     const std::string id = req.matches[1];
-    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos) {
+    if (id.empty() || id.size() > 18 || id.find_first_not_of("0123456789") != std::string::npos) {
       throw ApiError(400, "bad_request", fmt::format("face id '{}' is not a number", id));
     }
     send_json(res, service.delete_face(std::stoll(id)));
@@ -301,6 +317,15 @@ void serve(Service& service, Metrics& metrics, const ServerOptions& options) {
   // The key is checked before any route runs, and every request is timed.
   server.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
     request_started = Clock::now();
+    // Only bodies whose length is declared are read, and only as sent: httplib would read a
+    // chunked body, or inflate a compressed one, past the payload limit.
+    if (req.has_header("Transfer-Encoding") ||
+        (req.has_header("Content-Encoding") &&
+         req.get_header_value("Content-Encoding") != "identity")) {
+      send_error(res, 411, "length_required",
+                 "send the body whole and uncompressed, with a Content-Length");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     const bool open = req.path == "/" || req.path == "/health" || req.path == "/v1/openapi.json";
     if (options.api_key.empty() || open) return httplib::Server::HandlerResponse::Unhandled;
     std::string given = req.get_header_value("X-API-Key");
@@ -331,7 +356,10 @@ void serve(Service& service, Metrics& metrics, const ServerOptions& options) {
         break;
       }
     }
-    const double seconds = std::chrono::duration<double>(Clock::now() - request_started).count();
+    const double seconds =
+        request_started ? std::chrono::duration<double>(Clock::now() - *request_started).count()
+                        : -1;
+    request_started.reset();
     metrics.request(route, res.status, seconds);
   });
   // Bodies a little over the largest photo (multipart framing); the service checks each photo.
@@ -347,17 +375,26 @@ void serve(Service& service, Metrics& metrics, const ServerOptions& options) {
     throw Error(fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)",
                             options.host, options.port));
   }
-  stop_requested = false;
+  // stop() acts only once the server runs: the watcher waits for both. It stops accepting;
+  // the requests being handled are answered before listen_after_bind returns.
+  std::atomic<bool> listening_ended{false};
   std::thread watcher([&] {
-    while (!stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    // Stops accepting; the thread pool finishes every request already read before
-    // listen_after_bind returns.
+    while (!listening_ended && !(stop_requested && server.is_running())) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     server.stop();
   });
+  struct Join {
+    std::atomic<bool>& ended;
+    std::thread& thread;
+    ~Join() {
+      ended = true;
+      thread.join();
+    }
+  } join{listening_ended, watcher};
   if (options.on_listening) options.on_listening(options.host, port);
   const bool ok = server.listen_after_bind();
-  stop_requested = true;
-  watcher.join();
+  stop_requested = false;  // a later serve() in this process starts afresh
   if (!ok) throw Error(fmt::format("the server on {}:{} failed", options.host, port));
 }
 

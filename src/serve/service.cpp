@@ -67,6 +67,10 @@ fs::path Service::server_file(const std::string& relative) const {
   }
   std::error_code ec;
   const fs::path root = fs::canonical(options_.images_root, ec);
+  if (ec || root.empty()) {
+    throw ApiError(500, "images_root_gone",
+                   "the images root the service was started with cannot be read");
+  }
   const fs::path file = fs::canonical(root / given, ec);
   if (ec || !fs::is_regular_file(file)) {
     throw ApiError(404, "no_such_file",
@@ -81,6 +85,12 @@ fs::path Service::server_file(const std::string& relative) const {
 }
 
 std::vector<std::vector<NewFace>> Service::encode(const std::vector<Upload>& photos) {
+  // Each photo is decoded before any is described: the count bounds what a request holds.
+  if (static_cast<int64_t>(photos.size()) > options_.max_photos) {
+    throw ApiError(413, "too_many_photos",
+                   fmt::format("{} photos in one request, more than the {} allowed", photos.size(),
+                               options_.max_photos));
+  }
   std::vector<std::future<std::vector<NewFace>>> pending;
   for (const auto& p : photos) pending.push_back(batcher_.submit(decode(p), p.name));
   std::vector<std::vector<NewFace>> faces;
@@ -196,7 +206,13 @@ json Service::add_faces(const std::string& subject, const std::vector<Upload>& p
   if (subject.empty()) throw ApiError(400, "bad_request", "a subject needs a non-empty name");
   std::vector<Upload> all = photos;
   for (const auto& p : paths) {
-    const auto bytes = read_file_bytes(server_file(p));
+    const fs::path file = server_file(p);
+    if (static_cast<int64_t>(fs::file_size(file)) > options_.max_upload_bytes) {
+      throw ApiError(
+          413, "too_large",
+          fmt::format("'{}' is larger than the {} bytes allowed", p, options_.max_upload_bytes));
+    }
+    const auto bytes = read_file_bytes(file);
     all.push_back({p, std::string(bytes.begin(), bytes.end())});
   }
   if (all.empty()) {
