@@ -15,7 +15,8 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(__file__))
-from serve_lib import Server, multipart, photo, post_json, post_photos, request  # noqa: E402
+from serve_lib import (Server, multipart, photo, post_json, post_photos, raw_request,  # noqa: E402
+                       request)
 
 binary, model, raw, out = sys.argv[1:5]
 shutil.rmtree(out, ignore_errors=True)
@@ -178,9 +179,10 @@ for name, path in [("parent", "../secret.jpg"), ("absolute", os.path.join(out, "
     refused(f"path traversal ({name})", post_json(url + "/v1/subjects/X/faces", {"path": path},
                                                   headers=H), 403, "path_outside_root")
 refused("unknown route", request(url + "/v1/nothing", headers=H), 404, "not_found")
-refused("a chunked body", request(url + "/v1/search", "POST",
-                                  iter([photo(lfw("Hugo_Chavez", 33))]),
-                                  {"Content-Type": "image/jpeg", **H}), 411, "length_required")
+refused("a chunked body", raw_request(url, (
+    "POST /v1/search HTTP/1.1\r\nHost: test\r\nX-API-Key: " + KEY + "\r\nContent-Type: "
+    "image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n").encode()),
+        411, "length_required")
 refused("a compressed body", request(url + "/v1/search", "POST", photo(lfw("Hugo_Chavez", 33)),
                                      {"Content-Type": "image/jpeg", "Content-Encoding": "gzip", **H}),
         411, "length_required")

@@ -3,6 +3,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -69,3 +70,18 @@ def post_photos(url, paths, field="image", headers=None):
 def post_json(url, value, method="POST", headers=None):
     return request(url, method, json.dumps(value).encode(),
                    {"Content-Type": "application/json", **(headers or {})})
+
+
+def raw_request(url, data):
+    """(status, parsed JSON) of a request written byte for byte (for what urllib won't send)."""
+    host, port = url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        s.sendall(data)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += s.recv(65536)
+        head, body = answer.split(b"\r\n\r\n", 1)
+        length = int(re.search(rb"Content-Length: *([0-9]+)", head, re.I).group(1))
+        while len(body) < length:
+            body += s.recv(65536)
+    return int(head.split()[1]), json.loads(body[:length])
