@@ -288,10 +288,7 @@ void add_identify_eval(CLI::App& app) {
     std::vector<Aggregation> aggregations;
     std::stringstream names(*aggregation);
     for (std::string name; std::getline(names, name, ',');) {
-      if (name != "best" && name != "mean") {
-        throw Error(fmt::format("--aggregation '{}': best, mean or best,mean", *aggregation));
-      }
-      aggregations.push_back(name == "mean" ? Aggregation::Mean : Aggregation::BestFace);
+      aggregations.push_back(parse_aggregation(name));
     }
     Embedder embedder = m->load();
     const auto runs = evaluate_identification(embedder, *root, *per_person, parse_flip_mode(*flip),

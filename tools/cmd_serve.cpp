@@ -1,7 +1,6 @@
 // `arcface serve`: a gallery on HTTP, with the web page at /.
 #include <csignal>
 #include <cstdlib>
-#include <fstream>
 
 #include <spdlog/fmt/fmt.h>
 
@@ -58,16 +57,7 @@ void add_serve(CLI::App& app) {
     if (a->server.api_key.empty()) {
       if (const char* key = std::getenv("ARCFACE_API_KEY")) a->server.api_key = key;
     }
-    if (!a->report.empty()) {
-      std::ifstream in(a->report);
-      if (!in) throw Error(fmt::format("cannot open report '{}'", a->report));
-      try {
-        a->service.verify_threshold = nlohmann::json::parse(in).at("threshold_best").get<double>();
-      } catch (const nlohmann::json::exception& e) {
-        throw Error(
-            fmt::format("report '{}' is not an arcface metrics.json: {}", a->report, e.what()));
-      }
-    }
+    if (!a->report.empty()) a->service.verify_threshold = read_eval_report(a->report).threshold;
     if (!a->images_root.empty() && !fs::is_directory(a->images_root)) {
       throw Error(fmt::format("--images-root '{}' is not a folder", a->images_root));
     }

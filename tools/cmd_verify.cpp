@@ -29,17 +29,9 @@ void add_verify(CLI::App& app) {
     std::string flip = args->flip;
     double threshold = args->threshold;
     if (!args->report.empty()) {
-      std::ifstream in(args->report);
-      if (!in) throw Error(fmt::format("cannot open report '{}'", args->report));
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(in);
-        if (std::isnan(threshold)) threshold = j.at("threshold_best").get<double>();
-        if (flip.empty()) flip = j.at("flip").get<std::string>();
-      } catch (const nlohmann::json::exception& e) {
-        throw Error(
-            fmt::format("report '{}' is not an arcface metrics.json: {}", args->report, e.what()));
-      }
+      const EvalReport report = read_eval_report(args->report);
+      if (std::isnan(threshold)) threshold = report.threshold;
+      if (flip.empty()) flip = report.flip;
     }
     if (std::isnan(threshold)) throw Error("verify needs --threshold or --report metrics.json");
     if (flip.empty()) flip = "concat";
