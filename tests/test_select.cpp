@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -124,6 +125,39 @@ TEST(TrainList, RoundTripsAndReportsBadLines) {
   }
   std::ofstream(dir / "empty.txt") << "\n# nothing\n";
   EXPECT_THROW(read_train_list(dir / "empty.txt", dir), Error);
+}
+
+// Training on a teacher alone reads a list of paths; labels, where a line has one, are dropped.
+TEST(TrainList, WithoutLabelsALineIsAPath) {
+  auto dir = test::temp_dir("train_list_unlabelled");
+  std::ofstream(dir / "list.txt") << "a/a_0001.jpg 7\nb b/with space.jpg\nc/noext\nd/d.jpg x\n";
+  const auto data = read_train_list(dir / "list.txt", dir, Labels::Ignored);
+  ASSERT_EQ(data.samples.size(), 4u);
+  EXPECT_EQ(data.samples[0].path, "a/a_0001.jpg");
+  EXPECT_EQ(data.samples[1].path, "b b/with space.jpg");
+  EXPECT_EQ(data.samples[2].path, "c/noext");
+  EXPECT_EQ(data.samples[3].path, "d/d.jpg x");
+  for (const auto& s : data.samples) EXPECT_EQ(s.label, 0) << s.path;
+  // The same list with labels required names its first unlabelled line.
+  try {
+    read_train_list(dir / "list.txt", dir);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("list.txt:2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TrainList, UnlabelledImagesAreEveryImageBelowTheRoot) {
+  const auto data = unlabelled_images(sample_dir() / "train");
+  const auto people = dataset_from_folders(sample_dir() / "train");
+  ASSERT_EQ(data.samples.size(), people.samples.size());
+  EXPECT_TRUE(std::is_sorted(data.samples.begin(), data.samples.end(),
+                             [](const Sample& a, const Sample& b) { return a.path < b.path; }));
+  for (const auto& s : data.samples) EXPECT_EQ(s.label, 0) << s.path;
+  auto dir = test::temp_dir("unlabelled_empty");
+  std::ofstream(dir / "notes.txt") << "no images\n";
+  EXPECT_THROW(unlabelled_images(dir), Error);
+  EXPECT_THROW(unlabelled_images(dir / "missing"), Error);
 }
 
 TEST(TrainList, LabelBeyondClassesAndMissingImagesAreNamed) {

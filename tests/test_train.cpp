@@ -296,6 +296,37 @@ TEST(Train, DamagedImagesAreNamedOrSkippedAndListed) {
   EXPECT_NE(bytes_of(dir / "bad_images.txt").find(cut), std::string::npos);
 }
 
+// A teacher's embeddings alone train a student on images without labels: the student's
+// distance to its teacher falls, and that closeness picks best.pt.
+TEST(Train, TeacherAloneTrainsOnUnlabelledImages) {
+  const auto dir = test::temp_dir("train_teacher_alone");
+  train(tiny_config(dir / "teacher", 3), quiet());
+
+  auto config = tiny_config(dir / "student", 4);
+  config.data.train_list.clear();  // every image below the root, no identity folders read
+  config.model.num_classes = 2;
+  config.distill.teacher = (dir / "teacher" / "last.pt").string();
+  config.distill.margin_weight = 0;
+  config.distill.hard_rule = "none";
+  const auto r = train(config, quiet());
+  ASSERT_EQ(r.history.size(), 4u);
+  const double first = r.history.front()["distill_loss"], last = r.history.back()["distill_loss"];
+  EXPECT_LT(last, 0.7 * first) << "1 - cos(student, teacher) " << first << " -> " << last;
+  EXPECT_EQ(r.best_metric_name, "train_teacher_cosine");
+  const auto images = unlabelled_images(config.data.train_root).samples.size();
+  EXPECT_EQ(r.history.back()["images"].get<size_t>(), images);
+
+  // What needs labels is refused by name.
+  config.distill.hard_rule = "margin";
+  EXPECT_NE(train_error(config).find("distill.hard_rule"), std::string::npos);
+  config.distill.hard_rule = "none";
+  config.distill.logit_weight = 1;
+  EXPECT_NE(train_error(config).find("distill.logit_weight"), std::string::npos);
+  config.distill.logit_weight = 0;
+  config.distill.teacher.clear();
+  EXPECT_NE(train_error(config).find("distill.teacher"), std::string::npos);
+}
+
 TEST(Train, BestCheckpointPolicy) {
   auto epoch = [](const std::string& metric, double value, int epoch) {
     return nlohmann::json{{"metric", metric}, {"value", value}, {"epoch", epoch}};
@@ -307,6 +338,9 @@ TEST(Train, BestCheckpointPolicy) {
   EXPECT_TRUE(beats(epoch("val_accuracy_10fold", 0.6, 5), epoch("train_accuracy", 0.99, 4)));
   EXPECT_FALSE(beats(epoch("train_accuracy", 0.99, 6), epoch("val_accuracy_10fold", 0.6, 5)));
   EXPECT_TRUE(beats(epoch("val_accuracy_10fold", 0.7, 10), epoch("val_accuracy_10fold", 0.6, 5)));
+  // Closeness to a teacher is a training measure too.
+  EXPECT_FALSE(beats(epoch("train_teacher_cosine", 0.9, 6), epoch("val_accuracy_best", 0.6, 5)));
+  EXPECT_TRUE(beats(epoch("val_accuracy_best", 0.6, 5), epoch("train_teacher_cosine", 0.9, 4)));
 }
 
 TEST(Train, InterruptSignalSavesAResumableCheckpoint) {

@@ -99,6 +99,9 @@ struct DistillConfig {
   std::vector<double> teacher_mean, teacher_std;
   double embedding_weight = 1.0;  // weight of 1 - cos(student, teacher) per example
   double logit_weight = 0.0;      // weight of T^2 KL(teacher || student) over the classes
+  // Weight of the margin loss. 0: the student learns from the teacher alone, so the images
+  // need no labels (a list of paths, or every image below data.train_root).
+  double margin_weight = 1.0;
   double temperature = 4.0;
   std::string hard_rule = "margin";  // margin, loss or none
   double hard_margin = 0.1;     // margin rule: cos(own class) - max cos(other) below this is hard

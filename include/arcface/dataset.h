@@ -36,12 +36,21 @@ struct Identity {
 };
 std::vector<Identity> scan_identities(const fs::path& root);
 
+/// Whether a list's images carry identity labels. Without (training on a teacher alone), a
+/// line is a path, and a trailing integer field, if any, is a label that is dropped.
+enum class Labels { Required, Ignored };
+
 /// Reads a train list of `relative/path.jpg label` lines (seed 000's train_list.txt). The label
-/// is the last field, so paths may hold spaces. Errors name the file and line.
-Dataset read_train_list(const fs::path& list, const fs::path& root);
+/// is the last field, so paths may hold spaces. Errors name the file and line. With
+/// Labels::Ignored every sample gets label 0.
+Dataset read_train_list(const fs::path& list, const fs::path& root,
+                        Labels labels = Labels::Required);
 
 /// Every image of an identity-per-folder root, labelled by folder in name order.
 Dataset dataset_from_folders(const fs::path& root);
+
+/// Every image file below `root`, at any depth, in path order, each with label 0.
+Dataset unlabelled_images(const fs::path& root);
 
 /// Writes `path label` lines; the inverse of read_train_list.
 void write_train_list(const fs::path& out, const std::vector<Sample>& samples);

@@ -17,6 +17,7 @@ namespace fs = std::filesystem;
 struct DistillOptions {
   double embedding_weight = 1.0;  // 1 - cos(student, teacher)
   double logit_weight = 0.0;      // T^2 KL(teacher || student) over the classes
+  double margin_weight = 1.0;     // the margin loss; 0: the teacher alone, labels unused
   double temperature = 4.0;
   HardRule hard_rule = HardRule::Margin;
   double hard_margin = 0.1;
@@ -61,7 +62,8 @@ struct DistillTerms {
 /// The distillation term for a batch: per example, embedding_weight * (1 - cos(s, t)) plus
 /// logit_weight * T^2 * KL(softmax(teacher_logits / T) || softmax(student_logits / T)),
 /// averaged with the hard-example weights. `student_logits` are the head's logits without the
-/// margin; `teacher_logits` may be undefined when logit_weight is 0.
+/// margin; `teacher_logits` may be undefined when logit_weight is 0, `student_logits` and
+/// `example_loss` when hard_rule is none.
 DistillTerms distillation_loss(const at::Tensor& student_embeddings,
                                const at::Tensor& student_logits, const at::Tensor& example_loss,
                                const at::Tensor& labels, const at::Tensor& teacher_embeddings,

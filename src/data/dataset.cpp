@@ -49,7 +49,7 @@ std::vector<Identity> scan_identities(const fs::path& root) {
   return people;
 }
 
-Dataset read_train_list(const fs::path& list, const fs::path& root) {
+Dataset read_train_list(const fs::path& list, const fs::path& root, Labels labels) {
   std::ifstream in(list);
   if (!in) throw Error(fmt::format("cannot open train list '{}'", list.string()));
   Dataset data{root, {}};
@@ -61,12 +61,9 @@ Dataset read_train_list(const fs::path& list, const fs::path& root) {
     auto last = line.find_last_not_of(" \t");
     line = line.substr(first, last - first + 1);
     auto split = line.find_last_of(" \t");
-    if (split == std::string::npos) {
-      throw Error(
-          fmt::format("{}:{}: expected 'path label', got '{}'", list.string(), number, line));
-    }
-    std::string path = line.substr(0, line.find_last_not_of(" \t", split) + 1);
-    std::string label_text = line.substr(split + 1);
+    std::string path =
+        split == std::string::npos ? line : line.substr(0, line.find_last_not_of(" \t", split) + 1);
+    std::string label_text = split == std::string::npos ? "" : line.substr(split + 1);
     int64_t label = 0;
     size_t used = 0;
     try {
@@ -74,7 +71,16 @@ Dataset read_train_list(const fs::path& list, const fs::path& root) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != label_text.size() || label < 0) {
+    const bool is_label = !label_text.empty() && used == label_text.size() && label >= 0;
+    if (labels == Labels::Ignored) {
+      data.samples.push_back({is_label ? path : line, 0});
+      continue;
+    }
+    if (split == std::string::npos) {
+      throw Error(
+          fmt::format("{}:{}: expected 'path label', got '{}'", list.string(), number, line));
+    }
+    if (!is_label) {
       throw Error(fmt::format("{}:{}: label '{}' is not a non-negative integer", list.string(),
                               number, label_text));
     }
@@ -95,6 +101,25 @@ Dataset dataset_from_folders(const fs::path& root) {
   if (data.samples.empty()) {
     throw Error(fmt::format("image root '{}' holds no images", root.string()));
   }
+  return data;
+}
+
+Dataset unlabelled_images(const fs::path& root) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) {
+    throw Error(fmt::format("image root '{}' is not a directory", root.string()));
+  }
+  Dataset data{root, {}};
+  for (const auto& file : fs::recursive_directory_iterator(root)) {
+    if (file.is_regular_file() && is_image_file(file.path())) {
+      data.samples.push_back({fs::relative(file.path(), root).generic_string(), 0});
+    }
+  }
+  if (data.samples.empty()) {
+    throw Error(fmt::format("image root '{}' holds no images", root.string()));
+  }
+  std::sort(data.samples.begin(), data.samples.end(),
+            [](const Sample& a, const Sample& b) { return a.path < b.path; });
   return data;
 }
 

@@ -82,6 +82,7 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("distill.teacher_std", c.distill.teacher_std);
   v("distill.embedding_weight", c.distill.embedding_weight);
   v("distill.logit_weight", c.distill.logit_weight);
+  v("distill.margin_weight", c.distill.margin_weight);
   v("distill.temperature", c.distill.temperature);
   v("distill.hard_rule", c.distill.hard_rule);
   v("distill.hard_margin", c.distill.hard_margin);
@@ -298,7 +299,19 @@ void check_config(const TrainConfig& c) {
   const auto& d = c.distill;
   require(d.embedding_weight >= 0, "distill.embedding_weight", d.embedding_weight, "must be >= 0");
   require(d.logit_weight >= 0, "distill.logit_weight", d.logit_weight, "must be >= 0");
+  require(d.margin_weight >= 0, "distill.margin_weight", d.margin_weight, "must be >= 0");
   require(d.temperature > 0, "distill.temperature", d.temperature, "must be > 0");
+  // Without the margin loss nothing reads the labels, so nothing may depend on them.
+  if (d.margin_weight == 0) {
+    const std::string why = "distill.margin_weight 0 trains on the teacher alone";
+    require(!d.teacher.empty(), "distill.teacher", d.teacher, why + ": set a teacher");
+    require(d.embedding_weight > 0, "distill.embedding_weight", d.embedding_weight,
+            why + ": it is the only term and must be > 0");
+    require(d.logit_weight == 0, "distill.logit_weight", d.logit_weight,
+            why + ", without the classes the KL term compares: set it to 0");
+    require(parse_name<HardRule>(d.hard_rule) == HardRule::None, "distill.hard_rule", d.hard_rule,
+            why + ", and hard examples are judged by their labels: set none");
+  }
   require(d.hard_fraction > 0 && d.hard_fraction <= 1, "distill.hard_fraction", d.hard_fraction,
           "must be in (0, 1]");
   require(d.hard_weight >= 0, "distill.hard_weight", d.hard_weight, "must be >= 0");

@@ -143,8 +143,11 @@ DistillTerms distillation_loss(const at::Tensor& student_embeddings,
                                const at::Tensor& teacher_logits, double student_scale,
                                const DistillOptions& options) {
   namespace F = torch::nn::functional;
-  const auto cosines = student_logits.detach() / student_scale;
-  const auto hard = hard_examples(cosines, example_loss.detach(), labels, options);
+  const auto hard =
+      options.hard_rule == HardRule::None
+          ? torch::zeros({labels.size(0)}, torch::kBool).to(student_embeddings.device())
+          : hard_examples(student_logits.detach() / student_scale, example_loss.detach(), labels,
+                          options);
   const auto weights = 1.0 + options.hard_weight * hard.to(torch::kFloat);
   auto per_example = torch::zeros_like(weights);
   if (options.embedding_weight > 0) {

@@ -58,13 +58,18 @@ void Learner::distill(const DistillOptions& options, at::Tensor teacher_centres,
         "distill.logit_weight > 0 needs a teacher with a margin head (one of our "
         "checkpoints); this teacher gives embeddings only: set distill.logit_weight to 0");
   }
-  if (teacher_centres.defined() && teacher_centres.size(0) != head_->options().num_classes()) {
+  if (options.logit_weight > 0 && teacher_centres.defined() &&
+      teacher_centres.size(0) != head_->options().num_classes()) {
     throw Error(
         fmt::format("the teacher's head has {} classes, the student's {}: the KL term "
                     "needs the same classes (or set distill.logit_weight to 0)",
                     teacher_centres.size(0), head_->options().num_classes()));
   }
   distill_ = options;
+  // Without the margin loss the head gets no gradient; data parallel then leaves it alone.
+  if (options.margin_weight == 0) {
+    for (auto& p : head_->parameters()) p.set_requires_grad(false);
+  }
   teacher_centres_ = teacher_centres.defined() ? teacher_centres.to(device_) : teacher_centres;
   teacher_scale_ = teacher_scale;
 }
@@ -82,14 +87,22 @@ Learner::Step Learner::step(const at::Tensor& images, const at::Tensor& labels, 
   }
   // The margin head and the loss in fp32: cosines near 1 need its precision.
   embeddings = embeddings.to(torch::kFloat);
-  auto logits = head_->forward(embeddings, y);
   Step result;
-  at::Tensor loss;
+  at::Tensor loss, logits;
+  if (distill_ && !teacher.defined()) {
+    throw Error("a distillation step needs the teacher's embeddings");
+  }
   if (!distill_) {
+    logits = head_->forward(embeddings, y);
     loss = classification_loss(logits, y, loss_);
+  } else if (distill_->margin_weight == 0) {
+    const auto terms =
+        distillation_loss(embeddings, {}, {}, y, teacher.to(device_), {}, 0, *distill_);
+    loss = terms.loss;
+    result.distill_loss = terms.loss.item<double>();
   } else {
-    if (!teacher.defined()) throw Error("a distillation step needs the teacher's embeddings");
     const auto t = teacher.to(device_);
+    logits = head_->forward(embeddings, y);
     const auto example_loss = example_losses(logits, y, loss_);
     at::Tensor teacher_logits;
     if (teacher_centres_.defined() && distill_->logit_weight > 0) {
@@ -97,7 +110,7 @@ Learner::Step Learner::step(const at::Tensor& images, const at::Tensor& labels, 
     }
     const auto terms = distillation_loss(embeddings, head_->logits(embeddings), example_loss, y, t,
                                          teacher_logits, head_->options().scale(), *distill_);
-    loss = example_loss.mean() + terms.loss;
+    loss = distill_->margin_weight * example_loss.mean() + terms.loss;
     result.distill_loss = terms.loss.item<double>();
     result.hard_examples = terms.hard_examples;
   }
@@ -115,7 +128,7 @@ Learner::Step Learner::step(const at::Tensor& images, const at::Tensor& labels, 
     if (!std::isfinite(result.loss)) return result;
   }
   optimizer_->step();
-  result.correct = (logits.argmax(1) == y).sum().item<int64_t>();
+  if (logits.defined()) result.correct = (logits.argmax(1) == y).sum().item<int64_t>();
   return result;
 }
 

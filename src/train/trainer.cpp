@@ -199,14 +199,18 @@ void request_training_stop() { stop_requested = true; }
 
 bool beats(const nlohmann::json& candidate, const nlohmann::json& best) {
   if (best.empty()) return true;
-  const bool validated = candidate.value("metric", "") != "train_accuracy";
-  const bool best_validated = best.value("metric", "") != "train_accuracy";
+  auto validated_metric = [](const nlohmann::json& j) {
+    return j.value("metric", "").rfind("val_", 0) == 0;
+  };
+  const bool validated = validated_metric(candidate);
+  const bool best_validated = validated_metric(best);
   if (validated != best_validated) return validated;
   return candidate.value("value", -1.0) > best.value("value", -1.0);
 }
 
 TrainingImages training_images(const TrainConfig& config) {
   const auto& d = config.data;
+  const bool labelled = config.distill.margin_weight > 0;
   TrainingImages t;
   std::map<std::string, size_t> record_of;
   if (!d.train_rec.empty()) {
@@ -214,9 +218,9 @@ TrainingImages training_images(const TrainConfig& config) {
     t.source = "record file '" + d.train_rec + "'";
     const auto& images = t.records->images();
     for (size_t i = 0; i < images.size(); ++i) {
-      t.data.samples.push_back({t.records->name(i), images[i].label});
+      t.data.samples.push_back({t.records->name(i), labelled ? images[i].label : 0});
       record_of[t.records->name(i)] = i;
-      if (images[i].label >= config.model.num_classes) {
+      if (labelled && images[i].label >= config.model.num_classes) {
         throw Error(fmt::format("{}: label {} of {} is not below model.num_classes {}", t.source,
                                 images[i].label, t.records->name(i), config.model.num_classes));
       }
@@ -227,8 +231,12 @@ TrainingImages training_images(const TrainConfig& config) {
     if (d.train_root.empty()) {
       throw Error("config key 'data.train_root' (or 'data.train_rec') is not set");
     }
-    t.data = d.train_list.empty() ? dataset_from_folders(d.train_root)
-                                  : read_train_list(d.train_list, d.train_root);
+    if (!d.train_list.empty()) {
+      t.data = read_train_list(d.train_list, d.train_root,
+                               labelled ? Labels::Required : Labels::Ignored);
+    } else {
+      t.data = labelled ? dataset_from_folders(d.train_root) : unlabelled_images(d.train_root);
+    }
     t.source = d.train_list.empty() ? "image root '" + d.train_root + "'"
                                     : "train list '" + d.train_list + "'";
     validate_dataset(t.data, config.model.num_classes, t.source);
@@ -346,6 +354,7 @@ class Run {
   }
 
   int64_t global_batch() const { return tc_.batch_size * options_.distributed.world_size; }
+  bool teacher_only() const { return teacher_.defined() && c_.distill.margin_weight == 0; }
   Backbone& backbone() { return learner_->backbone(); }
   MarginHead& head() { return learner_->head(); }
 
@@ -451,6 +460,7 @@ class Run {
     DistillOptions o;
     o.embedding_weight = d.embedding_weight;
     o.logit_weight = d.logit_weight;
+    o.margin_weight = d.margin_weight;
     o.temperature = d.temperature;
     o.hard_rule = parse_hard_rule(d.hard_rule);
     o.hard_margin = d.hard_margin;
@@ -485,10 +495,11 @@ class Run {
     learner_->distill(o, targets.centres, targets.scale);
     teacher_ = targets.embeddings;
     log_->info(
-        "Distilling from {} ({:.1f}s): embedding weight {}, logit weight {} (T {}), hard "
-        "examples by {} weigh {}x",
-        targets.description, since(t0), o.embedding_weight, o.logit_weight, o.temperature,
-        to_string(o.hard_rule), 1 + o.hard_weight);
+        "Distilling from {} ({:.1f}s): margin loss weight {}{}, embedding weight {}, logit "
+        "weight {} (T {}), hard examples by {} weigh {}x",
+        targets.description, since(t0), o.margin_weight,
+        o.margin_weight == 0 ? " (the teacher alone, labels unused)" : "", o.embedding_weight,
+        o.logit_weight, o.temperature, to_string(o.hard_rule), 1 + o.hard_weight);
   }
 
   void describe_run() {
@@ -512,9 +523,16 @@ class Run {
       write_file_atomic(dir_ / "training_config.json", meta.dump(2) + "\n");
     }
     log_->info("============================================================");
-    log_->info("Training {} + {} ({}), {} classes, {} images, {} batches of {}",
-               backbone()->options().name(), to_string(head()->options().type()), c_.loss.type,
-               c_.model.num_classes, loader_->size(), loader_->batches_per_epoch(), global_batch());
+    if (teacher_only()) {
+      log_->info("Training {} on its teacher alone (labels unused), {} images, {} batches of {}",
+                 backbone()->options().name(), loader_->size(), loader_->batches_per_epoch(),
+                 global_batch());
+    } else {
+      log_->info("Training {} + {} ({}), {} classes, {} images, {} batches of {}",
+                 backbone()->options().name(), to_string(head()->options().type()), c_.loss.type,
+                 c_.model.num_classes, loader_->size(), loader_->batches_per_epoch(),
+                 global_batch());
+    }
     log_->info("Input {}x{}x{}, {:.2f} GFLOP forward per image; device {}, {} threads, {}, {}",
                preprocess_.channels(), preprocess_.input_size, preprocess_.input_size,
                2 * macs_ / 1e9, device_.str(), threads_, info.allocator,
@@ -665,7 +683,7 @@ class Run {
     log_->info("============================================================");
     log_->info("Epoch {}/{} complete - Time: {:.1f}s", epoch + 1, tc_.max_epoch, stats.seconds);
     log_->info("Average Loss: {:.4f}", mean_loss);
-    log_->info("Average Acc: {:.4f} ({:.2f}%)", accuracy, 100 * accuracy);
+    if (!teacher_only()) log_->info("Average Acc: {:.4f} ({:.2f}%)", accuracy, 100 * accuracy);
     log_->info("Learning rate: {:.6f}", lr);
     log_->info(
         "Throughput: {:.1f} images/s ({:.1f} GFLOP/s), {:.1f}s waiting for data, peak RSS "
@@ -708,6 +726,11 @@ class Run {
   void save_epoch(int64_t epoch, const nlohmann::json& record) {
     nlohmann::json candidate = {
         {"metric", "train_accuracy"}, {"value", record["accuracy"]}, {"epoch", epoch + 1}};
+    // Without labels the training measure is how close the student came to its teacher.
+    if (teacher_only()) {
+      candidate["metric"] = "train_teacher_cosine";
+      candidate["value"] = 1.0 - record["distill_loss"].get<double>();
+    }
     if (record.contains("val")) {
       const auto& v = record["val"];
       const bool folds = v["folds"].get<int32_t>() > 1;
