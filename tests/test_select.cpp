@@ -35,6 +35,33 @@ TEST(Select, CountOrderTakesTheLargestPeople) {
   EXPECT_EQ(r.class_names.front(), "George_W_Bush");
 }
 
+// Random people for a curve of accuracy against people: with one seed the smaller draws are
+// subsets of the larger, labelled in name order; another seed draws others.
+TEST(Select, RandomOrderDrawsNestedSubsets) {
+  SelectOptions o;
+  o.root = sample_dir() / "train";
+  o.min_images = 1;
+  o.max_per_class = 0;
+  o.order = SelectOrder::Random;
+  o.classes = 6;
+  const auto small = select_balanced(o);
+  o.classes = 12;
+  const auto large = select_balanced(o);
+  ASSERT_EQ(small.class_names.size(), 6u);
+  ASSERT_EQ(large.class_names.size(), 12u);
+  EXPECT_TRUE(std::is_sorted(small.class_names.begin(), small.class_names.end()));
+  for (const auto& name : small.class_names) {
+    EXPECT_NE(std::find(large.class_names.begin(), large.class_names.end(), name),
+              large.class_names.end())
+        << name;
+  }
+  o.order = SelectOrder::Name;
+  EXPECT_NE(select_balanced(o).class_names, large.class_names);  // not simply the first 12
+  o.order = SelectOrder::Random;
+  o.seed = 7;
+  EXPECT_NE(select_balanced(o).class_names, large.class_names);
+}
+
 // The disjoint training set: two source trees, one label space, everything taken.
 TEST(Select, SourcesMakeOneLabelSpace) {
   REQUIRE_SHARED_DATA();

@@ -27,8 +27,10 @@ void add_select(CLI::App& app) {
   cmd->add_option("--max-per-class", args->options.max_per_class,
                   "cap on images per person (0: none)")
       ->capture_default_str();
-  cmd->add_option("--order", args->order,
-                  "which qualified people: name (first K) or count (K largest)")
+  cmd->add_option(
+         "--order", args->order,
+         "which qualified people: name (first K), count (K largest) or random (K drawn by --seed; "
+         "a smaller K draws a subset of a larger)")
       ->capture_default_str();
   cmd->add_option("--seed", args->options.seed, "random seed for sampling and shuffling")
       ->capture_default_str();

@@ -45,8 +45,9 @@ enum class PairsFormat {
   Bin,   // insightface .bin: pickled JPEG bytes and same/different flags
 };
 enum class SelectOrder {
-  Name,   // the first K qualified people in name order (reproduces seed 000's counts)
-  Count,  // the K people with most images, ties by name
+  Name,    // the first K qualified people in name order (reproduces seed 000's counts)
+  Count,   // the K people with most images, ties by name
+  Random,  // K people drawn by the seed; with one seed a smaller K draws a subset of a larger
 };
 enum class LrScheduleType { Step, MultiStep, Cosine };
 enum class OptimizerType { Sgd, Adam };

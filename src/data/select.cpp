@@ -50,8 +50,17 @@ SelectResult select_balanced(const SelectOptions& options) {
       return a.images.size() > b.images.size();
     });
   }
+  if (options.order == SelectOrder::Random) {
+    // Its own generator: the images drawn below stay those of the other orders' seed.
+    Rng draw(mix_seed(options.seed, 1));
+    draw.shuffle(qualified);
+  }
   if (options.classes > 0 && static_cast<int64_t>(qualified.size()) > options.classes) {
     qualified.resize(options.classes);
+  }
+  if (options.order == SelectOrder::Random) {
+    std::sort(qualified.begin(), qualified.end(),
+              [](const Identity& a, const Identity& b) { return a.name < b.name; });
   }
   result.selected = static_cast<int64_t>(qualified.size());
   if (qualified.empty()) {

@@ -75,8 +75,10 @@ const NameTable<PairsFormat>& table() {
 }
 template <>
 const NameTable<SelectOrder>& table() {
-  static const NameTable<SelectOrder> t{
-      "selection order", {{SelectOrder::Name, {"name"}}, {SelectOrder::Count, {"count"}}}};
+  static const NameTable<SelectOrder> t{"selection order",
+                                        {{SelectOrder::Name, {"name"}},
+                                         {SelectOrder::Count, {"count"}},
+                                         {SelectOrder::Random, {"random"}}}};
   return t;
 }
 template <>
