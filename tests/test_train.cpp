@@ -307,12 +307,15 @@ TEST(Train, TeacherAloneTrainsOnUnlabelledImages) {
   config.model.num_classes = 2;
   config.distill.teacher = (dir / "teacher" / "last.pt").string();
   config.distill.margin_weight = 0;
+  config.distill.embedding_weight = 2;
   config.distill.hard_rule = "none";
   const auto r = train(config, quiet());
   ASSERT_EQ(r.history.size(), 4u);
   const double first = r.history.front()["distill_loss"], last = r.history.back()["distill_loss"];
   EXPECT_LT(last, 0.7 * first) << "1 - cos(student, teacher) " << first << " -> " << last;
   EXPECT_EQ(r.best_metric_name, "train_teacher_cosine");
+  const double cosine = r.history.back()["teacher_cosine"];
+  EXPECT_NEAR(cosine, 1 - last / 2, 1e-9);
   const auto images = unlabelled_images(config.data.train_root).samples.size();
   EXPECT_EQ(r.history.back()["images"].get<size_t>(), images);
 

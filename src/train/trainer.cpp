@@ -355,6 +355,10 @@ class Run {
 
   int64_t global_batch() const { return tc_.batch_size * options_.distributed.world_size; }
   bool teacher_only() const { return teacher_.defined() && c_.distill.margin_weight == 0; }
+  // Teacher alone, every example weighs the same: the term is embedding_weight * (1 - cos).
+  double teacher_cosine(double distill_term) const {
+    return 1.0 - distill_term / c_.distill.embedding_weight;
+  }
   Backbone& backbone() { return learner_->backbone(); }
   MarginHead& head() { return learner_->head(); }
 
@@ -496,10 +500,13 @@ class Run {
     teacher_ = targets.embeddings;
     log_->info(
         "Distilling from {} ({:.1f}s): margin loss weight {}{}, embedding weight {}, logit "
-        "weight {} (T {}), hard examples by {} weigh {}x",
+        "weight {} (T {}), {}",
         targets.description, since(t0), o.margin_weight,
         o.margin_weight == 0 ? " (the teacher alone, labels unused)" : "", o.embedding_weight,
-        o.logit_weight, o.temperature, to_string(o.hard_rule), 1 + o.hard_weight);
+        o.logit_weight, o.temperature,
+        o.hard_rule == HardRule::None ? std::string("no hard examples")
+                                      : fmt::format("hard examples by {} weigh {}x",
+                                                    to_string(o.hard_rule), 1 + o.hard_weight));
   }
 
   void describe_run() {
@@ -610,13 +617,20 @@ class Run {
       ++steps_this_run_;
       if (b % tc_.print_freq == 0) {
         if (progress) progress->clear();
-        log_->info("Epoch [{}/{}] Batch [{}/{}] Loss: {:.4f} Acc: {:.4f}", epoch + 1, tc_.max_epoch,
-                   b, batches, step.loss, static_cast<double>(step.correct) / n);
+        log_->info("Epoch [{}/{}] Batch [{}/{}] Loss: {:.4f} {}", epoch + 1, tc_.max_epoch, b,
+                   batches, step.loss,
+                   teacher_only()
+                       ? fmt::format("Teacher cosine: {:.4f}", teacher_cosine(step.distill_loss))
+                       : fmt::format("Acc: {:.4f}", static_cast<double>(step.correct) / n));
       }
       ++b;
       if (progress) {
-        progress->update(b, fmt::format("loss {:.4f} acc {:.3f}", stats.loss_sum / stats.seen,
-                                        static_cast<double>(stats.correct) / stats.seen));
+        const double mean_loss = stats.loss_sum / stats.seen;
+        progress->update(b, teacher_only()
+                                ? fmt::format("loss {:.4f} cos {:.3f}", mean_loss,
+                                              teacher_cosine(stats.distill_sum / stats.seen))
+                                : fmt::format("loss {:.4f} acc {:.3f}", mean_loss,
+                                              static_cast<double>(stats.correct) / stats.seen));
       }
       bool stop = stop_requested || steps_this_run_ == options_.max_steps;
       if (ranks_) stop = ranks_->sum({stop ? 1.0 : 0.0})[0] > 0;  // all ranks stop together
@@ -679,6 +693,10 @@ class Run {
       record["hard_fraction"] = stats.hard / seen;
       log_->info("Distillation term {:.4f}, hard examples {:.1f}%", stats.distill_sum / seen,
                  100 * stats.hard / seen);
+      if (teacher_only()) {
+        record["teacher_cosine"] = teacher_cosine(stats.distill_sum / seen);
+        log_->info("Mean cosine to the teacher: {:.4f}", record["teacher_cosine"].get<double>());
+      }
     }
     log_->info("============================================================");
     log_->info("Epoch {}/{} complete - Time: {:.1f}s", epoch + 1, tc_.max_epoch, stats.seconds);
@@ -729,7 +747,7 @@ class Run {
     // Without labels the training measure is how close the student came to its teacher.
     if (teacher_only()) {
       candidate["metric"] = "train_teacher_cosine";
-      candidate["value"] = 1.0 - record["distill_loss"].get<double>();
+      candidate["value"] = record["teacher_cosine"];
     }
     if (record.contains("val")) {
       const auto& v = record["val"];
