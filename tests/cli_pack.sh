@@ -16,6 +16,21 @@ expect train 0 "$bin" train --config "$tests/fixture_model.yaml" --no-progress \
 grep -q "record file" "$out/train.txt" || fail "training did not read the record file"
 grep -q "Epoch \[2/2\]" "$out/train.txt" || fail "training did not run"
 [ -f "$out/model/last.pt" ] || fail "no checkpoint"
+# A selection of the records: 8 of its 24 people, relabelled, trained from the same file.
+expect select 0 "$bin" select --rec "$out/rec/train.rec" --min-images 1 --classes 8 \
+  --max-per-class 0 --order random --out "$out/rec_list.txt"
+[ "$(cut -d' ' -f2 "$out/rec_list.txt" | sort -u | wc -l)" = 8 ] || fail "select --rec: not 8 people"
+grep -qv "^train.rec#[0-9]* [0-7]$" "$out/rec_list.txt" && fail "select --rec: $(head -2 "$out/rec_list.txt")"
+n=$(wc -l < "$out/rec_list.txt")
+expect train_selection 0 "$bin" train --config "$tests/fixture_model.yaml" --no-progress \
+  --set data.train_rec="$out/rec/train.rec" --set data.train_list="$out/rec_list.txt" \
+  --set model.num_classes=8 --set training.max_epoch=1 --set paths.checkpoints_path="$out/model8"
+grep -q "8 classes, $n images" "$out/train_selection.txt" || fail "selection not trained"
+echo "train.rec#99999 0" > "$out/stray_list.txt"
+expect stray 1 "$bin" train --config "$tests/fixture_model.yaml" --no-progress \
+  --set data.train_rec="$out/rec/train.rec" --set data.train_list="$out/stray_list.txt" \
+  --set paths.checkpoints_path="$out/stray_model"
+grep -q "stray_list.txt.* entry 1: 'train.rec#99999' is not a record" "$out/stray.txt" || fail "stray record"
 mkdir -p "$out/bad" && cp "$tests/data/recordio/"* "$out/bad/"
 head -c 1 /dev/zero | dd of="$out/bad/train.rec" bs=1 seek=10280 conv=notrunc status=none
 expect bad 1 "$bin" train --config "$tests/fixture_model.yaml" --no-progress \

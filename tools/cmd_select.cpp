@@ -3,20 +3,27 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "arcface/dataset.h"
+#include "arcface/error.h"
+#include "arcface/recordio.h"
 #include "commands.h"
 
 namespace arcface::cli {
 
 void add_select(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "select", "Choose a balanced training subset of an identity-per-folder root");
+      "select", "Choose a balanced training subset of an identity-per-folder root or a train.rec");
   struct Args {
     SelectOptions options;
     std::string order = "name";
     std::string out = "train_list.txt";
+    fs::path rec;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("--root", args->options.root, "identity-per-folder image root")->required();
+  auto* root = cmd->add_option("--root", args->options.root, "identity-per-folder image root");
+  auto* rec = cmd->add_option("--rec", args->rec,
+                              "or an insightface train.rec: its labels are the people, the list "
+                              "names its records (train with data.train_rec and data.train_list)");
+  root->excludes(rec);
   cmd->add_option("--sources", args->options.sources,
                   "sub-folders of the root, each identity-per-folder, taken as one set "
                   "(people named source/person)");
@@ -37,10 +44,13 @@ void add_select(CLI::App& app) {
   cmd->add_option("--out", args->out, "train list to write")->capture_default_str();
   cmd->callback([args] {
     auto& o = args->options;
+    if (o.root.empty() && args->rec.empty()) throw Error("select needs --root DIR or --rec FILE");
     o.order = parse_select_order(args->order);
-    fmt::print("[1/5] Scanning dataset {}{}\n", o.root.string(),
+    fmt::print("[1/5] Scanning dataset {}{}\n", (args->rec.empty() ? o.root : args->rec).string(),
                o.sources.empty() ? "" : fmt::format(" ({})", fmt::join(o.sources, ", ")));
-    const SelectResult r = select_balanced(o);
+    const SelectResult r = args->rec.empty()
+                               ? select_balanced(o)
+                               : select_balanced(record_people(*RecordFile::open(args->rec)), o);
     fmt::print("      Total persons: {}\n", r.total_persons);
     fmt::print("      Qualified persons (>={} images): {}\n", o.min_images, r.qualified);
     fmt::print("[2/5] Selecting classes ({} order)\n", args->order);

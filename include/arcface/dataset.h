@@ -86,5 +86,8 @@ struct SelectResult {
 /// `max_per_class` images of each and shuffles, all with `seed`. Labels follow the people's
 /// names (with `sources`, "source/person") in the chosen order.
 SelectResult select_balanced(const SelectOptions& options);
+/// The same selection over `people` given rather than scanned (a train.rec's, say); only
+/// `root` of the options is unused.
+SelectResult select_balanced(std::vector<Identity> people, const SelectOptions& options);
 
 }  // namespace arcface

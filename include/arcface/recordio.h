@@ -54,6 +54,10 @@ class RecordFile {
   int64_t num_classes_ = 0;
 };
 
+/// The people of a packed file for `select_balanced`: one per label, named by the label
+/// (zero-padded, so name order is label order), its images the records' names.
+std::vector<Identity> record_people(const RecordFile& records);
+
 struct PackResult {
   int64_t images = 0, classes = 0;
   uint64_t bytes = 0;

@@ -229,6 +229,20 @@ std::string RecordFile::name(size_t i) const {
   return fmt::format("{}#{}", path_.filename().string(), images_.at(i).key);
 }
 
+std::vector<Identity> record_people(const RecordFile& records) {
+  const auto& images = records.images();
+  const auto width = std::to_string(std::max<int64_t>(0, records.num_classes() - 1)).size();
+  std::map<int64_t, Identity> by_label;
+  for (size_t i = 0; i < images.size(); ++i) {
+    auto& person = by_label[images[i].label];
+    if (person.name.empty()) person.name = fmt::format("{:0{}d}", images[i].label, width);
+    person.images.push_back(records.name(i));
+  }
+  std::vector<Identity> people;
+  for (auto& [label, person] : by_label) people.push_back(std::move(person));
+  return people;
+}
+
 namespace {
 
 void put32(std::vector<uint8_t>& out, uint32_t v) {

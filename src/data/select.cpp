@@ -29,12 +29,15 @@ std::vector<Identity> scan_people(const SelectOptions& options) {
 }  // namespace
 
 SelectResult select_balanced(const SelectOptions& options) {
+  return select_balanced(scan_people(options), options);
+}
+
+SelectResult select_balanced(std::vector<Identity> people, const SelectOptions& options) {
   if (options.min_images < 1 || options.classes < 0 || options.max_per_class < 0) {
     throw Error(fmt::format(
         "select: min-images ({}) must be >= 1, classes ({}) and max-per-class ({}) >= 0 (0: all)",
         options.min_images, options.classes, options.max_per_class));
   }
-  auto people = scan_people(options);
   SelectResult result;
   result.total_persons = static_cast<int64_t>(people.size());
 
@@ -64,8 +67,9 @@ SelectResult select_balanced(const SelectOptions& options) {
   }
   result.selected = static_cast<int64_t>(qualified.size());
   if (qualified.empty()) {
-    throw Error(fmt::format("select: no person in '{}' has at least {} images",
-                            options.root.string(), options.min_images));
+    throw Error(fmt::format("select: no person{} has at least {} images",
+                            options.root.empty() ? "" : " in '" + options.root.string() + "'",
+                            options.min_images));
   }
 
   Rng rng(options.seed);

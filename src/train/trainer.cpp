@@ -215,18 +215,33 @@ TrainingImages training_images(const TrainConfig& config) {
   std::map<std::string, size_t> record_of;
   if (!d.train_rec.empty()) {
     t.records = RecordFile::open(d.train_rec);
-    t.source = "record file '" + d.train_rec + "'";
     const auto& images = t.records->images();
-    for (size_t i = 0; i < images.size(); ++i) {
-      t.data.samples.push_back({t.records->name(i), labelled ? images[i].label : 0});
-      record_of[t.records->name(i)] = i;
-      if (labelled && images[i].label >= config.model.num_classes) {
-        throw Error(fmt::format("{}: label {} of {} is not below model.num_classes {}", t.source,
-                                images[i].label, t.records->name(i), config.model.num_classes));
+    for (size_t i = 0; i < images.size(); ++i) record_of[t.records->name(i)] = i;
+    if (d.train_list.empty()) {
+      t.source = "record file '" + d.train_rec + "'";
+      for (size_t i = 0; i < images.size(); ++i) {
+        t.data.samples.push_back({t.records->name(i), labelled ? images[i].label : 0});
+      }
+    } else {
+      // A selection of the records (`arcface select --rec`): its labels replace theirs.
+      t.source = fmt::format("train list '{}' of record file '{}'", d.train_list, d.train_rec);
+      t.data = read_train_list(d.train_list, {}, labelled ? Labels::Required : Labels::Ignored);
+      for (size_t i = 0; i < t.data.samples.size(); ++i) {
+        if (!record_of.count(t.data.samples[i].path)) {
+          throw Error(fmt::format("{} entry {}: '{}' is not a record of the file", t.source, i + 1,
+                                  t.data.samples[i].path));
+        }
       }
     }
-    for (const auto& s : t.data.samples) t.names.push_back(s.path);
-    for (size_t i = 0; i < images.size(); ++i) t.record_index.push_back(i);
+    for (size_t i = 0; i < t.data.samples.size(); ++i) {
+      const auto& s = t.data.samples[i];
+      if (s.label >= config.model.num_classes) {
+        throw Error(fmt::format("{} entry {} ('{}'): label {} is not below model.num_classes {}",
+                                t.source, i + 1, s.path, s.label, config.model.num_classes));
+      }
+      t.names.push_back(s.path);
+      t.record_index.push_back(record_of.at(s.path));
+    }
   } else {
     if (d.train_root.empty()) {
       throw Error("config key 'data.train_root' (or 'data.train_rec') is not set");
