@@ -86,7 +86,7 @@ add_cli_test(cli.device_unknown 1 "error: unknown device 'tpu' \\(expected cpu, 
 
 # Hard-example distillation: the fixture model teaches a student started from its weights.
 set(distill_dir ${CMAKE_CURRENT_BINARY_DIR}/cli_distill)
-add_cli_test(cli.distill 0 "Distilling from resnet_face18 checkpoint .*: embedding weight 1, logit weight 1 \\(T 4\\), hard examples by loss weigh 3x"
+add_cli_test(cli.distill 0 "Distilling from resnet_face18 checkpoint .*: margin loss weight 1, embedding weight 1, logit weight 1 \\(T 4\\), hard examples by loss weigh 3x"
   bash -c "rm -rf '${distill_dir}' && '${arcface_bin}' distill --config '${CMAKE_CURRENT_SOURCE_DIR}/fixture_model.yaml' --teacher '${fixture_dir}/last.pt' --max-steps 2 --no-progress --set model.pretrained='${fixture_dir}/last.pt' --set distill.logit_weight=1 --set distill.hard_rule=loss --set data.train_root='${sample}/train' --set data.train_list='${fixture_dir}/train_list.txt' --set paths.checkpoints_path='${distill_dir}' && test -s '${distill_dir}/teacher_embeddings.pt' && test -s '${distill_dir}/last.pt'")
 set_tests_properties(cli.distill PROPERTIES FIXTURES_REQUIRED model)
 # A teacher in Python's format that sees the faces its own way (IR-ResNet18, 112x112 RGB,
