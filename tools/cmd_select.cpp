@@ -26,7 +26,8 @@ void add_select(CLI::App& app) {
   root->excludes(rec);
   cmd->add_option("--sources", args->options.sources,
                   "sub-folders of the root, each identity-per-folder, taken as one set "
-                  "(people named source/person)");
+                  "(people named source/person)")
+      ->excludes(rec);
   cmd->add_option("--min-images", args->options.min_images, "keep people with at least N images")
       ->capture_default_str();
   cmd->add_option("--classes", args->options.classes, "number of people to take (0: all)")
