@@ -24,5 +24,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+# Every optional part insisted on: the packages above provide them all.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DARCFACE_WITH_OPENCV=ON -DARCFACE_WITH_DLIB=ON \
+  -DARCFACE_WITH_SERVICE=ON -DARCFACE_WITH_PLPLOT=ON -DARCFACE_WITH_ONEDNN=ON \
+  -DARCFACE_WITH_JEMALLOC=ON
 cmake --build build -j"$(nproc)"

@@ -33,20 +33,32 @@ add_cli_test(cli.pipeline 0 "pipeline OK"
                  ${CMAKE_CURRENT_BINARY_DIR}/cli_pipeline)
 set_tests_properties(cli.pipeline PROPERTIES TIMEOUT 600)
 
-# align on raw LFW photos with the default detector (no model to download).
-add_cli_test(cli.align_raw 0 "4 images: 4 aligned, 0 without a face"
-  bash -c "rm -rf '${CMAKE_CURRENT_BINARY_DIR}/cli_align' && '${arcface_bin}' align --src '${PROJECT_SOURCE_DIR}/tests/data/raw' --dst '${CMAKE_CURRENT_BINARY_DIR}/cli_align' --size 128 --gray --no-progress")
-add_cli_test(cli.align_bad_detector 1 "error: the yunet detector needs its .onnx model file"
-  ${arcface_bin} align --src ${PROJECT_SOURCE_DIR}/tests/data/raw
-                 --dst ${CMAKE_CURRENT_BINARY_DIR}/cli_align_bad --detector yunet)
+if(ARCFACE_WITH_DLIB)
+  # align on raw LFW photos with the default detector (no model to download).
+  add_cli_test(cli.align_raw 0 "4 images: 4 aligned, 0 without a face"
+    bash -c "rm -rf '${CMAKE_CURRENT_BINARY_DIR}/cli_align' && '${arcface_bin}' align --src '${PROJECT_SOURCE_DIR}/tests/data/raw' --dst '${CMAKE_CURRENT_BINARY_DIR}/cli_align' --size 128 --gray --no-progress")
 
-# eval straight from raw photos: detection and alignment on the fly, recorded in the report.
-file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/raw_pairs.txt
-  "Abel_Pacheco/Abel_Pacheco_0001.jpg Abel_Pacheco/Abel_Pacheco_0002.jpg 1\n"
-  "Abdul_Rahman/Abdul_Rahman_0001.jpg Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg 0\n")
-add_cli_test(cli.eval_raw_dlib 0 "2 pairs, 4 images.*no face found in 0 images.*face_detection.: .dlib, 5-point warp to 112x112"
-  bash -c "'${arcface_bin}' eval --model '${CMAKE_CURRENT_BINARY_DIR}/fixture_model/last.pt' --root '${PROJECT_SOURCE_DIR}/tests/data/raw' --pairs '${CMAKE_CURRENT_BINARY_DIR}/raw_pairs.txt' --preprocess dlib --no-progress --out '${CMAKE_CURRENT_BINARY_DIR}/cli_eval_raw' && grep '\"face_detection\": \"dlib, 5-point warp to 112x112\"' '${CMAKE_CURRENT_BINARY_DIR}/cli_eval_raw/metrics.json'")
-set_tests_properties(cli.eval_raw_dlib PROPERTIES FIXTURES_REQUIRED model)
+  # eval straight from raw photos: detection and alignment on the fly, recorded in the report.
+  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/raw_pairs.txt
+    "Abel_Pacheco/Abel_Pacheco_0001.jpg Abel_Pacheco/Abel_Pacheco_0002.jpg 1\n"
+    "Abdul_Rahman/Abdul_Rahman_0001.jpg Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg 0\n")
+  add_cli_test(cli.eval_raw_dlib 0 "2 pairs, 4 images.*no face found in 0 images.*face_detection.: .dlib, 5-point warp to 112x112"
+    bash -c "'${arcface_bin}' eval --model '${CMAKE_CURRENT_BINARY_DIR}/fixture_model/last.pt' --root '${PROJECT_SOURCE_DIR}/tests/data/raw' --pairs '${CMAKE_CURRENT_BINARY_DIR}/raw_pairs.txt' --preprocess dlib --no-progress --out '${CMAKE_CURRENT_BINARY_DIR}/cli_eval_raw' && grep '\"face_detection\": \"dlib, 5-point warp to 112x112\"' '${CMAKE_CURRENT_BINARY_DIR}/cli_eval_raw/metrics.json'")
+  set_tests_properties(cli.eval_raw_dlib PROPERTIES FIXTURES_REQUIRED model)
+endif()
+if(ARCFACE_WITH_OPENCV)
+  add_cli_test(cli.align_bad_detector 1 "error: the yunet detector needs its .onnx model file"
+    ${arcface_bin} align --src ${PROJECT_SOURCE_DIR}/tests/data/raw
+                   --dst ${CMAKE_CURRENT_BINARY_DIR}/cli_align_bad --detector yunet)
+else()
+  # A build without OpenCV lists the commands it lacks and says what they need.
+  add_cli_test(cli.align_needs_opencv 1 "error: 'arcface align' is not in this build: it needs OpenCV"
+    ${arcface_bin} align --src ${PROJECT_SOURCE_DIR}/tests/data/raw --dst ${CMAKE_CURRENT_BINARY_DIR}/x)
+  add_cli_test(cli.eval_preprocess_needs_opencv 1 "error: --preprocess dlib: detecting and aligning faces needs a build with OpenCV"
+    ${arcface_bin} eval --model ${CMAKE_CURRENT_BINARY_DIR}/fixture_model/last.pt --root ${sample}/lfw
+      --pairs ${sample}/pairs.txt --preprocess dlib --no-progress --out ${CMAKE_CURRENT_BINARY_DIR}/cli_eval_pre)
+  set_tests_properties(cli.eval_preprocess_needs_opencv PROPERTIES FIXTURES_REQUIRED model)
+endif()
 
 # Fine-tuning from weights saved by Python (seed 002's checkpoint dictionary).
 add_cli_test(cli.train_from_python_weights 0 "Backbone initialised from seed 002-style checkpoint .*interop_ir18_seed002.pth' \\(ir_resnet18, epoch 24\\)"
@@ -137,30 +149,32 @@ add_cli_test(cli.mean_std_keep_the_images 0 "Wrote 2 descriptors of 512 values .
     --backbone iresnet18 --mean 0.5,0.5,0.5 --std 0.5 ${sample}/lfw/Abel_Pacheco/Abel_Pacheco_0001.jpg
     ${sample}/lfw/Abel_Pacheco/Abel_Pacheco_0004.jpg --out ${CMAKE_CURRENT_BINARY_DIR}/cli_mean/two.npy)
 
-# A persistent gallery through the command: enrol, identify, edit, and the refusals.
-add_cli_test(cli.gallery 0 "gallery OK"
-  bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_gallery.sh ${arcface_bin} ${sample} ${fixture_dir}/last.pt
-       ${CMAKE_CURRENT_SOURCE_DIR}/data/tiny_embedder.onnx ${CMAKE_CURRENT_BINARY_DIR}/cli_gallery)
-set_tests_properties(cli.gallery PROPERTIES FIXTURES_REQUIRED model)
-add_cli_test(cli.identify_eval 0
-  "Enrolled [0-9]+ people \\(1 per person, best face per subject\\).*Rank-1 [0-9.]+%.*DIR at FAR 0.01.*mean descriptor per subject"
-  ${arcface_bin} identify-eval --model ${fixture_dir}/last.pt --root ${sample}/lfw
-    --aggregation best,mean --no-progress --out ${CMAKE_CURRENT_BINARY_DIR}/cli_identify_eval.json)
-set_tests_properties(cli.identify_eval PROPERTIES FIXTURES_REQUIRED model)
+if(ARCFACE_WITH_SERVICE)
+  # A persistent gallery through the command: enrol, identify, edit, and the refusals.
+  add_cli_test(cli.gallery 0 "gallery OK"
+    bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_gallery.sh ${arcface_bin} ${sample} ${fixture_dir}/last.pt
+         ${CMAKE_CURRENT_SOURCE_DIR}/data/tiny_embedder.onnx ${CMAKE_CURRENT_BINARY_DIR}/cli_gallery)
+  set_tests_properties(cli.gallery PROPERTIES FIXTURES_REQUIRED model)
+  add_cli_test(cli.identify_eval 0
+    "Enrolled [0-9]+ people \\(1 per person, best face per subject\\).*Rank-1 [0-9.]+%.*DIR at FAR 0.01.*mean descriptor per subject"
+    ${arcface_bin} identify-eval --model ${fixture_dir}/last.pt --root ${sample}/lfw
+      --aggregation best,mean --no-progress --out ${CMAKE_CURRENT_BINARY_DIR}/cli_identify_eval.json)
+  set_tests_properties(cli.identify_eval PROPERTIES FIXTURES_REQUIRED model)
 
-# `arcface serve` on raw LFW photos with the pretrained recogniser: the API and its refusals,
-# the key, the limits, SIGTERM and SIGKILL; then the web page in chromium. Debian's python3
-# (it has selenium), not whichever python3 comes first on the PATH.
-find_program(SYSTEM_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
-set(fr_feature ${ARCFACE_SHARED_DATA}/models/fr_feature/fr_feature.onnx)
-if(EXISTS ${fr_feature} AND EXISTS ${ARCFACE_SHARED_DATA}/lfw/raw AND SYSTEM_PYTHON)
-  add_cli_test(serve.api 0 "serve API OK"
-    ${SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/serve_api.py ${arcface_bin} ${fr_feature}
-      ${ARCFACE_SHARED_DATA}/lfw/raw ${CMAKE_CURRENT_BINARY_DIR}/serve_api)
-  add_cli_test(serve.page 0 "web page OK"
-    ${SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/serve_page.py ${arcface_bin} ${fr_feature}
-      ${ARCFACE_SHARED_DATA}/lfw/raw ${CMAKE_CURRENT_BINARY_DIR}/serve_page)
-  set_tests_properties(serve.api serve.page PROPERTIES TIMEOUT 600)
+  # `arcface serve` on raw LFW photos with the pretrained recogniser: the API and its refusals,
+  # the key, the limits, SIGTERM and SIGKILL; then the web page in chromium. Debian's python3
+  # (it has selenium), not whichever python3 comes first on the PATH.
+  find_program(SYSTEM_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
+  set(fr_feature ${ARCFACE_SHARED_DATA}/models/fr_feature/fr_feature.onnx)
+  if(EXISTS ${fr_feature} AND EXISTS ${ARCFACE_SHARED_DATA}/lfw/raw AND SYSTEM_PYTHON)
+    add_cli_test(serve.api 0 "serve API OK"
+      ${SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/serve_api.py ${arcface_bin} ${fr_feature}
+        ${ARCFACE_SHARED_DATA}/lfw/raw ${CMAKE_CURRENT_BINARY_DIR}/serve_api)
+    add_cli_test(serve.page 0 "web page OK"
+      ${SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/serve_page.py ${arcface_bin} ${fr_feature}
+        ${ARCFACE_SHARED_DATA}/lfw/raw ${CMAKE_CURRENT_BINARY_DIR}/serve_page)
+    set_tests_properties(serve.api serve.page PROPERTIES TIMEOUT 600)
+  endif()
 endif()
 
 # A folder tree packed as insightface's RecordIO, a model trained from the .rec alone, and a

@@ -2,8 +2,6 @@
 
 #include <fstream>
 
-#include <opencv2/imgcodecs.hpp>
-
 #include "arcface/config.h"
 #include "arcface/dataset.h"
 #include "arcface/error.h"
@@ -28,8 +26,8 @@ TEST_F(Evaluate, EmbedderGivesUnitDescriptors) {
   EXPECT_EQ(embedder.dim(), 128);
   EXPECT_EQ(embedder.dim(FlipMode::Concat), 256);
   const auto root = test::sample_dir() / "lfw";
-  cv::Mat a = cv::imread((root / "Abel_Pacheco" / "Abel_Pacheco_0001.jpg").string());
-  cv::Mat b = cv::imread((root / "Abel_Pacheco" / "Abel_Pacheco_0004.jpg").string());
+  const Image a = read_image(root / "Abel_Pacheco" / "Abel_Pacheco_0001.jpg", Color::BGR);
+  const Image b = read_image(root / "Abel_Pacheco" / "Abel_Pacheco_0004.jpg", Color::BGR);
   for (auto flip : {FlipMode::None, FlipMode::Concat, FlipMode::Sum}) {
     auto da = embedder.embed(a, flip), db = embedder.embed(b, flip);
     EXPECT_EQ(da.size(1), embedder.dim(flip));
@@ -37,7 +35,7 @@ TEST_F(Evaluate, EmbedderGivesUnitDescriptors) {
     EXPECT_NEAR(Embedder::match(da, da), 1.0, 1e-5);
     EXPECT_DOUBLE_EQ(Embedder::match(da, db), Embedder::match(db, da));
   }
-  auto batch = embedder.embed(std::vector<cv::Mat>{a, b});
+  auto batch = embedder.embed(std::vector<Image>{a, b});
   EXPECT_TRUE(torch::allclose(batch[0], embedder.embed(a)[0], 1e-5, 1e-6));
 }
 
@@ -90,8 +88,10 @@ TEST_F(Evaluate, InsightfaceBinIsEmbeddedFromMemory) {
 
 TEST_F(Evaluate, EmbeddingsFiles) {
   auto embedder = Embedder::load(checkpoint());
-  auto d = embedder.embed(std::vector<cv::Mat>{cv::Mat(48, 48, CV_8UC3, cv::Scalar(1, 2, 3)),
-                                               cv::Mat(60, 60, CV_8UC1, cv::Scalar(9))});
+  Image colour(48, 48, 3);
+  for (size_t i = 0; i < colour.pixels.size(); ++i)
+    colour.pixels[i] = static_cast<uint8_t>(1 + i % 3);
+  auto d = embedder.embed(std::vector<Image>{colour, Image(60, 60, 1, 9)});
   const auto dir = test::temp_dir("embeddings");
   const auto meta = embedding_meta(embedder, FlipMode::None);
   save_embeddings(dir / "e.npy", {"a.jpg", "b.jpg"}, d, meta);

@@ -6,7 +6,6 @@
 #include <fstream>
 
 #include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
 
 #include "arcface/embedder.h"
 #include "arcface/error.h"
@@ -39,7 +38,7 @@ TEST(Interop, PythonWeightsEmbedAsInPython) {
   const auto all = expected();
   for (const auto& [file, e] : all.items()) {
     auto embedder = Embedder::load(fixture(file), "cpu", foreign(e));
-    std::vector<cv::Mat> faces;
+    std::vector<Image> faces;
     // Decoded as Python decoded them: JPEG's own grey differs slightly from BGR -> grey.
     const Color decode = foreign(e).preprocess.color == Color::Gray ? Color::Gray : Color::BGR;
     for (const auto& image : e["images"]) {

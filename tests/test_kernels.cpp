@@ -176,6 +176,9 @@ TEST(Kernels, BatchNormOfOtherChannelsIsTheModulesError) {
 // The direct oneDNN training convolution against ATen's: output and both gradients, for
 // 3x3 and 1x1 convolutions at strides 1 and 2, and for an input that needs no gradient.
 TEST(Kernels, OneDnnConvolutionMatchesATen) {
+#ifndef ARCFACE_WITH_ONEDNN
+  GTEST_SKIP() << "built without oneDNN: convolutions are ATen's";
+#endif
   torch::manual_seed(5);
   struct Case {
     int64_t in, out, kernel, stride, padding, side;
@@ -227,6 +230,9 @@ TEST(Kernels, OneDnnConvolutionMatchesATen) {
 // input's type and an fp32 weight gradient, all close to fp32's results on the same bf16-rounded
 // operands. On CPUs with native bf16 this is the direct oneDNN path, elsewhere ATen's.
 TEST(Kernels, OneDnnConvolutionInBf16FollowsFp32) {
+#ifndef ARCFACE_WITH_ONEDNN
+  GTEST_SKIP() << "built without oneDNN: convolutions are ATen's";
+#endif
   torch::manual_seed(6);
   // Largest difference as a fraction of the largest value: bf16 outputs are rounded once (a
   // step is 1/128); the direct path sums the fp32 weight gradient from the same bf16 operands,

@@ -2,8 +2,6 @@
 
 #include <fstream>
 
-#include <opencv2/imgcodecs.hpp>
-
 #include "arcface/dataset.h"
 #include "arcface/error.h"
 #include "arcface/loader.h"
@@ -88,8 +86,8 @@ TEST(Loader, NormalisesAsTheConfigSays) {
   Loader loader(s.source, s.labels, pre, o);
   loader.start_epoch(0);
   auto batch = *loader.next();
-  cv::Mat image = load_image(s.source.root / s.source.names[0], pre);
-  const double expected = (image.at<uint8_t>(10, 20) / 255.0 - 0.5) / 0.5;
+  const Image image = load_image(s.source.root / s.source.names[0], pre);
+  const double expected = (image.row(10)[20] / 255.0 - 0.5) / 0.5;
   EXPECT_NEAR(batch.images[0][0][10][20].item<double>(), expected, 1e-6);
   EXPECT_EQ(batch.labels[0].item<int64_t>(), s.labels[0]);
 }
@@ -110,10 +108,10 @@ TEST(Loader, RandomGrayShowsSomeColourImagesAsTheirLuma) {
     for (int64_t k = 0; k < b.images.size(0); ++k) {
       const auto image = b.images[k];
       const size_t i = static_cast<size_t>(b.indices[k]);
-      const cv::Mat decoded = load_image(s.source.root / s.source.names[i], rgb);
-      const cv::Mat& expected = torch::equal(image[0], image[1]) && torch::equal(image[1], image[2])
-                                    ? (++gray, desaturate(decoded, Color::RGB))
-                                    : (++colour, decoded);
+      const Image decoded = load_image(s.source.root / s.source.names[i], rgb);
+      const Image expected = torch::equal(image[0], image[1]) && torch::equal(image[1], image[2])
+                                 ? (++gray, desaturate(decoded, Color::RGB))
+                                 : (++colour, decoded);
       std::vector<float> want(3 * 64 * 64);
       write_tensor(expected, rgb, 0, 0, false, want.data());
       EXPECT_TRUE(torch::equal(image, torch::from_blob(want.data(), {3, 64, 64})))
@@ -129,7 +127,8 @@ TEST(Loader, CorruptImageNamesTheFile) {
   const auto dir = test::temp_dir("loader_bad");
   std::filesystem::create_directories(dir / "p");
   std::ofstream(dir / "p" / "bad.jpg") << "this is not a jpeg";
-  cv::imwrite((dir / "p" / "good.jpg").string(), cv::Mat(80, 80, CV_8UC3, cv::Scalar(10, 20, 30)));
+  std::filesystem::copy_file(test::sample_dir() / "lfw" / "Abel_Pacheco" / "Abel_Pacheco_0001.jpg",
+                             dir / "p" / "good.jpg");
   ImageSource source{dir, {"p/good.jpg", "p/bad.jpg"}, {}};
   for (bool cache : {true, false}) {
     auto options = training_options(cache);

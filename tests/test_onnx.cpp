@@ -22,11 +22,11 @@ struct Fixture {
   }
 };
 
-cv::Mat pattern_bgr(int size) {
-  cv::Mat image(size, size, CV_8UC3);
+Image pattern_bgr(int size) {
+  Image image(size, size, 3);
   for (int y = 0; y < size; ++y) {
     for (int x = 0; x < size; ++x) {
-      auto& px = image.at<cv::Vec3b>(y, x);
+      uint8_t* px = image.row(y) + 3 * x;
       for (int c = 0; c < 3; ++c) px[2 - c] = static_cast<uint8_t>((x * 3 + y * 5 + c * 70) % 256);
     }
   }
@@ -53,7 +53,7 @@ TEST(Onnx, EmbeddingsMatchPythonPyTorch) {
   auto summed = embedder.embed(pattern_bgr(64), FlipMode::Sum)[0];
   EXPECT_LT((summed - unit(sum)).abs().max().item<double>(), 1e-4);
   // A batch gives the same rows.
-  auto batch = embedder.embed(std::vector<cv::Mat>{pattern_bgr(64), pattern_bgr(64)});
+  auto batch = embedder.embed(std::vector<Image>{pattern_bgr(64), pattern_bgr(64)});
   EXPECT_LT((batch[1] - unit(e)).abs().max().item<double>(), 1e-4);
 }
 

@@ -7,6 +7,7 @@
 
 #include "arcface/face_encoder.h"
 #include "arcface/image.h"
+#include "arcface/image_cv.h"
 #include "arcface/server.h"
 #include "arcface/service.h"
 #include "fixture_model.h"
@@ -18,7 +19,7 @@ std::vector<cv::Mat> sample_crops(size_t n) {
   std::vector<cv::Mat> crops;
   for (const auto& person : fs::directory_iterator(test::sample_dir() / "lfw")) {
     for (const auto& file : fs::directory_iterator(person.path())) {
-      crops.push_back(read_image(file.path(), Color::BGR));
+      crops.push_back(to_mat(read_image(file.path(), Color::BGR)));
       if (crops.size() == n) return crops;
     }
   }
@@ -93,11 +94,11 @@ TEST(Server, KeysCompareWhole) {
 
 TEST(Image, EncodedSizeReadsHeadersOnly) {
   const auto jpeg = read_file_bytes(test::sample_dir() / "lfw" / "AJ_Lamas" / "AJ_Lamas_0001.jpg");
-  EXPECT_EQ(encoded_size(jpeg.data(), jpeg.size()), cv::Size(112, 112));
+  EXPECT_EQ(encoded_size(jpeg.data(), jpeg.size()), (ImageSize{112, 112}));
   // A PNG header alone declares its size.
   const uint8_t png[24] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n', 0, 0, 0, 13,
                            'I',  'H', 'D', 'R', 0,    1,    0,    0,    0, 0, 2, 0};
-  EXPECT_EQ(encoded_size(png, sizeof png), cv::Size(65536, 512));
+  EXPECT_EQ(encoded_size(png, sizeof png), (ImageSize{65536, 512}));
   const std::string text = "not an image";
   EXPECT_TRUE(encoded_size(reinterpret_cast<const uint8_t*>(text.data()), text.size()).empty());
 }

@@ -1,8 +1,11 @@
 #include <spdlog/fmt/fmt.h>
 
-#include "arcface/aligner.h"
 #include "arcface/error.h"
 #include "arcface/evaluate.h"
+#ifdef ARCFACE_WITH_OPENCV
+#include "arcface/aligner.h"
+#include "arcface/image_cv.h"
+#endif
 #include "arcface/report.h"
 #include "commands.h"
 #include "model_args.h"
@@ -17,7 +20,9 @@ void add_eval(CLI::App& app) {
     int64_t batch_size = 64, workers = 1, folds = 0;
     bool skip_missing = false, no_progress = false;
     std::string preprocess = "none";
+#ifdef ARCFACE_WITH_OPENCV
     AlignOptions align;
+#endif
   };
   auto args = std::make_shared<Args>();
   args->model.add_to(cmd);
@@ -35,11 +40,13 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--preprocess", args->preprocess,
                   "none (aligned crops), or detect and align raw images with dlib, yunet or mtcnn")
       ->capture_default_str();
+#ifdef ARCFACE_WITH_OPENCV
   cmd->add_option("--margin", args->align.margin,
                   "with --preprocess: seed 002's crop mode (box plus margin) instead of the warp");
   cmd->add_option("--align-size", args->align.height, "with --preprocess: the aligned crop size")
       ->capture_default_str();
   add_detector_options(cmd, args->align.detector);
+#endif
   cmd->add_flag("--skip-missing,--skip-bad", args->skip_missing,
                 "drop the pairs of missing or damaged images (listed in the report)");
   cmd->add_flag("--no-progress", args->no_progress, "no progress bar");
@@ -68,21 +75,30 @@ void add_eval(CLI::App& app) {
     eo.batch_size = args->batch_size;
     eo.workers = args->workers;
     eo.progress = !args->no_progress;
+#ifdef ARCFACE_WITH_OPENCV
     std::shared_ptr<AlignerPool> aligners;
+#endif
     std::string face_detection;
     if (args->preprocess != "none") {
+#ifndef ARCFACE_WITH_OPENCV
+      throw Error(
+          fmt::format("--preprocess {}: detecting and aligning faces needs a build with "
+                      "OpenCV; this one evaluates aligned crops only",
+                      args->preprocess));
+#else
       auto& a = args->align;
       a.detector.type = args->preprocess;
       a.width = a.height;
       aligners = std::make_shared<AlignerPool>(a, static_cast<int>(args->workers));
-      eo.face_crop = [aligners](const cv::Mat& bgr, const std::string& name) {
-        return aligners->crop(bgr, name);
+      eo.face_crop = [aligners](const Image& bgr, const std::string& name) {
+        return from_mat(aligners->crop(to_mat(bgr), name));
       };
       face_detection = fmt::format(
           "{}, {} to {}x{}", args->preprocess,
           a.margin >= 0 ? fmt::format("box + margin {}", a.margin) : std::string("5-point warp"),
           a.width, a.height);
       fmt::print("      detecting and aligning faces: {}\n", face_detection);
+#endif
     }
     const Verification run = verify_pair_list(embedder, pairs, args->root, eo, args->skip_missing);
     for (const auto& d : run.dropped) fmt::print("      dropped: {}\n", d.reason);
@@ -95,9 +111,13 @@ void add_eval(CLI::App& app) {
     fmt::print(
         "      Processing complete: {} pairs, {} images in {:.1f}s ({:.1f} img/s with flips: {})\n",
         m.pairs, r.images, r.seconds, r.images / std::max(1e-9, r.seconds), args->flip);
-    const auto no_face = aligners ? aligners->fallbacks() : std::vector<std::string>{};
-    if (aligners)
+    std::vector<std::string> no_face;
+#ifdef ARCFACE_WITH_OPENCV
+    if (aligners) {
+      no_face = aligners->fallbacks();
       fmt::print("      no face found in {} images (centre crop used)\n", no_face.size());
+    }
+#endif
 
     fmt::print("[3/4] Computing accuracy...\n");
     if (pairs.num_folds > 1) {

@@ -10,6 +10,7 @@
 #include "arcface/dataset.h"
 #include "arcface/error.h"
 #include "arcface/identify.h"
+#include "arcface/image_cv.h"
 #include "commands.h"
 #include "gallery_args.h"
 
@@ -81,7 +82,7 @@ void add_add(CLI::App* group) {
     const auto files = image_files(*images);
     if (files.empty()) throw Error("gallery add: no images given");
     std::vector<cv::Mat> photos;
-    for (const auto& f : files) photos.push_back(read_image(f, Color::BGR));
+    for (const auto& f : files) photos.push_back(to_mat(read_image(f, Color::BGR)));
     std::vector<NewFace> faces;
     for (const auto& found : encoder.encode(photos, files)) {
       faces.insert(faces.end(), found.begin(), found.end());
@@ -184,7 +185,7 @@ void add_reembed(CLI::App* group) {
     std::vector<cv::Mat> images;
     for (const auto& [id, jpeg] : crops) {
       images.push_back(
-          decode_bytes(jpeg.data(), jpeg.size(), Color::BGR, fmt::format("face {}", id)));
+          to_mat(decode_bytes(jpeg.data(), jpeg.size(), Color::BGR, fmt::format("face {}", id))));
     }
     const auto d = encoder.describe(images);
     for (size_t i = 0; i < crops.size(); ++i) embeddings.emplace_back(crops[i].first, d[i]);
@@ -232,7 +233,7 @@ void add_identify(CLI::App& app) {
     nlohmann::json out = nlohmann::json::array();
     fmt::print("{:<40} {:<24} {:<28} {:>7}\n", "photo", "face box", "subject", "score");
     for (const auto& file : image_files(*photos)) {
-      const auto faces = encoder.encode(read_image(file, Color::BGR), file);
+      const auto faces = encoder.encode(to_mat(read_image(file, Color::BGR)), file);
       if (faces.empty()) fmt::print("{:<40} no face found\n", file);
       for (const auto& f : faces) {
         const auto matches = o.gallery.search(f.embedding, *k, *threshold);

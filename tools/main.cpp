@@ -16,6 +16,20 @@ extern "C" {
 const char* malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0";
 }
 
+namespace arcface::cli {
+
+// A command whose part this build lacks: listed, and refusing with what it needs.
+void add_missing(CLI::App& app, const std::string& name, const std::string& needs) {
+  auto* cmd = app.add_subcommand(name, "(not in this build: needs " + needs + ")");
+  cmd->allow_extras();
+  cmd->callback([name, needs] {
+    throw Error("'arcface " + name + "' is not in this build: it needs " + needs +
+                " (rebuild with them installed)");
+  });
+}
+
+}  // namespace arcface::cli
+
 int main(int argc, char** argv) {
   // Line-buffered, so step messages and the progress bar (stderr) keep their order in logs.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -30,11 +44,21 @@ int main(int argc, char** argv) {
   arcface::cli::add_embed(app);
   arcface::cli::add_verify(app);
   arcface::cli::add_export(app);
+#ifdef ARCFACE_WITH_OPENCV
   arcface::cli::add_align(app);
+#else
+  arcface::cli::add_missing(app, "align", "OpenCV");
+#endif
+#ifdef ARCFACE_WITH_SERVICE
   arcface::cli::add_gallery(app);
   arcface::cli::add_identify(app);
   arcface::cli::add_identify_eval(app);
   arcface::cli::add_serve(app);
+#else
+  for (const char* name : {"gallery", "identify", "identify-eval", "serve"}) {
+    arcface::cli::add_missing(app, name, "OpenCV, faiss, SQLite, cpp-httplib and prometheus-cpp");
+  }
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -7,7 +7,6 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
-#include <opencv2/core.hpp>
 
 #include "arcface/backbone.h"
 #include "arcface/image.h"
@@ -30,8 +29,8 @@ struct ForeignModel {
 /// ONNX face-embedding model behind it. Shaped like OpenCV's FaceRecognizerSF:
 ///
 ///   auto embedder = arcface::Embedder::load("runs/demo/best.pt");
-///   at::Tensor a = embedder.embed(cv::imread("a.jpg"));   // [1, 512], unit norm
-///   at::Tensor b = embedder.embed(cv::imread("b.jpg"));
+///   at::Tensor a = embedder.embed(arcface::read_image("a.jpg", Color::BGR));  // [1, 512]
+///   at::Tensor b = embedder.embed(arcface::read_image("b.jpg", Color::BGR));  // unit norm
 ///   double score = arcface::Embedder::match(a, b);         // cosine similarity
 ///   bool same = score >= threshold;                        // threshold from `arcface eval`
 class Embedder {
@@ -63,9 +62,9 @@ class Embedder {
   at::Tensor forward(const at::Tensor& input);
   /// Unit descriptors of preprocessed input, combined with the mirror images as asked.
   at::Tensor descriptors(const at::Tensor& input, FlipMode flip);
-  /// Unit descriptors of aligned faces (8-bit BGR or gray, any size: resized as trained).
-  at::Tensor embed(const std::vector<cv::Mat>& faces, FlipMode flip = FlipMode::None);
-  at::Tensor embed(const cv::Mat& face, FlipMode flip = FlipMode::None);
+  /// Unit descriptors of aligned faces (BGR or gray, any size: resized as trained).
+  at::Tensor embed(const std::vector<Image>& faces, FlipMode flip = FlipMode::None);
+  at::Tensor embed(const Image& face, FlipMode flip = FlipMode::None);
   /// Cosine similarity of two unit descriptors [1, D] or [D].
   static double match(const at::Tensor& a, const at::Tensor& b);
 

@@ -8,13 +8,38 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <opencv2/core.hpp>
 
 #include "arcface/names.h"
 
 namespace arcface {
 
 namespace fs = std::filesystem;
+
+/// An 8-bit image: `rows` rows of `cols` pixels of `channels` bytes each (gray, BGR or RGB as
+/// its producer says), packed without padding. The image pipeline's own type, so that decoding
+/// and preprocessing need no OpenCV (which the core build does without).
+struct Image {
+  int rows = 0, cols = 0, channels = 0;
+  std::vector<uint8_t> pixels;
+
+  Image() = default;
+  Image(int rows, int cols, int channels, uint8_t fill = 0);
+  bool empty() const { return pixels.empty(); }
+  size_t row_bytes() const { return static_cast<size_t>(cols) * channels; }
+  uint8_t* row(int y) { return pixels.data() + y * row_bytes(); }
+  const uint8_t* row(int y) const { return pixels.data() + y * row_bytes(); }
+};
+
+struct ImageSize {
+  int width = 0, height = 0;
+  bool empty() const { return width <= 0 || height <= 0; }
+  bool operator==(const ImageSize& o) const { return width == o.width && height == o.height; }
+};
+
+/// `image` at `rows` x `cols`, resampled as OpenCV's cv::resize does, to the same pixels: by
+/// pixel areas when shrinking (INTER_AREA), bilinearly otherwise (INTER_LINEAR; also when one
+/// side shrinks and the other grows, where OpenCV's area mode has a variant of its own).
+Image resize(const Image& image, int rows, int cols);
 
 /// How an aligned face becomes network input; stored in checkpoints so that evaluation
 /// prepares images exactly as training did.
@@ -36,42 +61,42 @@ std::string describe(const Preprocess& p);
 
 /// A colour image (`color` RGB or BGR) as a grayscale photo decoded in colour looks: its luma
 /// in all three channels.
-cv::Mat desaturate(const cv::Mat& image, Color color);
+Image desaturate(const Image& image, Color color);
 
-/// Decodes an encoded image (JPEG through TurboJPEG, other formats through OpenCV) as OpenCV's
-/// imread would (BGR, or gray for Color::Gray). A truncated or corrupt JPEG, which OpenCV
-/// decodes with a grey remainder, is an Error naming `name`.
-cv::Mat decode_bytes(const uint8_t* data, size_t size, Color color, const std::string& name);
+/// Decodes an encoded image (JPEG through TurboJPEG, other formats through OpenCV where the
+/// build has it) as OpenCV's imread would (BGR, or gray for Color::Gray). A truncated or corrupt
+/// JPEG, which OpenCV decodes with a grey remainder, is an Error naming `name`.
+Image decode_bytes(const uint8_t* data, size_t size, Color color, const std::string& name);
 
 /// The width and height a JPEG or PNG declares in its header, read without decoding it (to
 /// refuse a picture too large before its pixels are allocated); empty for anything else.
-cv::Size encoded_size(const uint8_t* data, size_t size);
+ImageSize encoded_size(const uint8_t* data, size_t size);
 
 /// The bytes of a file; an Error naming it when it is missing or unreadable.
 std::vector<uint8_t> read_file_bytes(const fs::path& path);
 
 /// Reads an image file as OpenCV does (BGR, or gray for Color::Gray), unresized. Throws an
 /// Error naming the file when it is missing, unreadable or not an image.
-cv::Mat read_image(const fs::path& path, Color color);
+Image read_image(const fs::path& path, Color color);
 
 /// Decodes an image file in the preprocessing's colour and resizes it to load_size().
 /// Throws an Error naming the file when it is missing, unreadable or not an image.
-cv::Mat load_image(const fs::path& path, const Preprocess& pre);
+Image load_image(const fs::path& path, const Preprocess& pre);
 
 /// The same for encoded bytes held in memory; `name` identifies them in errors.
-cv::Mat decode_image(const std::vector<uint8_t>& bytes, const Preprocess& pre,
-                     const std::string& name);
+Image decode_image(const std::vector<uint8_t>& bytes, const Preprocess& pre,
+                   const std::string& name);
 
-/// Brings an already decoded 8-bit image (BGR or gray, any size) to the preprocessing's colour
+/// Brings an already decoded image (BGR, BGRA or gray, any size) to the preprocessing's colour
 /// and load_size().
-cv::Mat prepare_image(const cv::Mat& image, const Preprocess& pre, const std::string& name);
+Image prepare_image(const Image& image, const Preprocess& pre, const std::string& name);
 
 /// Normalises the input_size crop at (x, y) of a load_size() image, mirrored if `flip`, into
 /// `out`, a [C, input_size, input_size] float buffer.
-void write_tensor(const cv::Mat& image, const Preprocess& pre, int x, int y, bool flip, float* out);
+void write_tensor(const Image& image, const Preprocess& pre, int x, int y, bool flip, float* out);
 
 /// Turns a decoded BGR photo (named for records) into an aligned face crop.
-using FaceCrop = std::function<cv::Mat(const cv::Mat& bgr, const std::string& name)>;
+using FaceCrop = std::function<Image(const Image& bgr, const std::string& name)>;
 
 class RecordFile;
 
@@ -88,7 +113,7 @@ struct ImageSource {
   /// The encoded bytes of image i, from memory or the record file (not for plain files).
   std::vector<uint8_t> bytes(size_t i) const;
   size_t size() const { return names.size(); }
-  cv::Mat load(size_t i, const Preprocess& pre) const;
+  Image load(size_t i, const Preprocess& pre) const;
 };
 
 /// An image that cannot be used, and why.

@@ -64,13 +64,13 @@ class Loader {
   void stop_workers();
   void work();
   Batch make_batch(int64_t batch) const;
-  cv::Mat image(size_t i) const;
+  Image image(size_t i) const;
 
   ImageSource source_;
   std::vector<int64_t> labels_;
   Preprocess pre_;
   LoaderOptions options_;
-  std::vector<cv::Mat> cache_;
+  std::vector<Image> cache_;
 
   // The current epoch.
   int64_t epoch_ = 0;

@@ -139,7 +139,7 @@ std::optional<Batch> Loader::next() {
   return batch;
 }
 
-cv::Mat Loader::image(size_t i) const { return cache_.empty() ? source_.load(i, pre_) : cache_[i]; }
+Image Loader::image(size_t i) const { return cache_.empty() ? source_.load(i, pre_) : cache_[i]; }
 
 Batch Loader::make_batch(int64_t batch) const {
   const int64_t begin = (batch * options_.shards + options_.shard) * options_.batch_size;
@@ -161,7 +161,7 @@ Batch Loader::make_batch(int64_t batch) const {
     const bool flip = options_.random_flip && rng.uniform() < 0.5;
     // Drawn only when asked for, so the crops and flips of other runs stay as they were.
     const bool gray = options_.random_gray > 0 && c == 3 && rng.uniform() < options_.random_gray;
-    const cv::Mat& shown = gray ? desaturate(image(index), pre_.color) : image(index);
+    const Image shown = gray ? desaturate(image(index), pre_.color) : image(index);
     write_tensor(shown, pre_, x, y, flip, out.images.data_ptr<float>() + k * c * s * s);
     if (!labels_.empty()) out.labels.data_ptr<int64_t>()[k] = labels_[index];
     out.indices.push_back(index);

@@ -329,7 +329,7 @@ PackResult pack_records(const Dataset& data, const fs::path& out) {
   // Record 0 names the identity records; each of those names its class's image keys.
   add(0, header(2, 0, 0, {static_cast<float>(n + 1), static_cast<float>(n + 1 + classes)}));
   std::vector<int64_t> first(classes + 1, -1), end(classes + 1, -1);
-  cv::Size size;
+  ImageSize size;
   for (int64_t k = 1; k <= n; ++k) {
     const Sample& s = data.samples[order[k - 1]];
     const auto bytes = read_file_bytes(data.root / s.path);

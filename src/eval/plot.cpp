@@ -1,6 +1,8 @@
 #include "eval/plot.h"
 
+#ifdef ARCFACE_WITH_PLPLOT
 #include <plplot.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +13,9 @@
 #include "arcface/error.h"
 
 namespace arcface {
+
+#ifdef ARCFACE_WITH_PLPLOT
+bool can_plot() { return true; }
 
 namespace {
 
@@ -118,5 +123,15 @@ void plot_score_histogram(const std::filesystem::path& png, const std::vector<do
   plcol0(kBlack);
   plmtex("t", -5.0, 0.02, 0.0, fmt::format("threshold {:.4f}", threshold).c_str());
 }
+
+#else
+bool can_plot() { return false; }
+
+void plot_roc(const std::filesystem::path&, const std::vector<RocPoint>&, double,
+              const std::string&) {}
+
+void plot_score_histogram(const std::filesystem::path&, const std::vector<double>&,
+                          const std::vector<double>&, double, const std::string&) {}
+#endif
 
 }  // namespace arcface

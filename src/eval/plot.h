@@ -9,6 +9,9 @@
 
 namespace arcface {
 
+/// Whether this build draws plots (it has PLplot); the plot functions do nothing otherwise.
+bool can_plot();
+
 /// TAR against FAR on a logarithmic FAR axis, with the AUC in the title.
 void plot_roc(const std::filesystem::path& png, const std::vector<RocPoint>& roc, double auc,
               const std::string& title);

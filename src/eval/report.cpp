@@ -110,8 +110,10 @@ void write_eval_report(const fs::path& dir, const PairList& pairs,
     (pairs.pairs[i].same ? pos : neg).push_back(scores[i]);
     same.push_back(pairs.pairs[i].same);
   }
-  plot_roc(dir / "roc.png", roc_curve(scores, same), m.roc_auc, "ROC");
-  plot_score_histogram(dir / "score_hist.png", pos, neg, m.threshold_best, "pair scores");
+  if (can_plot()) {
+    plot_roc(dir / "roc.png", roc_curve(scores, same), m.roc_auc, "ROC");
+    plot_score_histogram(dir / "score_hist.png", pos, neg, m.threshold_best, "pair scores");
+  }
 
   // The hardest errors: different people scored highest, same people scored lowest.
   std::vector<size_t> order(scores.size());
@@ -203,7 +205,8 @@ void write_eval_report(const fs::path& dir, const PairList& pairs,
   md += fmt::format("| different people | {:.4f} ± {:.4f} | [{:.4f}, {:.4f}] |\n", m.neg.mean,
                     m.neg.std, m.neg.min, m.neg.max);
   md += fmt::format("\nDiscriminative margin (difference of the means): **{:.4f}**.\n\n", m.margin);
-  md += "![score histogram](score_hist.png)\n\n![ROC](roc.png)\n";
+  md += can_plot() ? "![score histogram](score_hist.png)\n\n![ROC](roc.png)\n"
+                   : "(No plots: this build has no PLplot.)\n";
 
   if (!folds_table.empty()) {
     md += "\n## Folds\n\n| fold | accuracy | threshold |\n|---:|---:|---:|\n" + folds_table;

@@ -13,6 +13,7 @@
 #include "arcface/dataset.h"
 #include "arcface/error.h"
 #include "arcface/image.h"
+#include "arcface/image_cv.h"
 #include "util/progress.h"
 
 namespace arcface {
@@ -148,7 +149,7 @@ AlignTreeResult align_tree(const fs::path& src, const fs::path& dst, const Align
       const std::string& rel = todo[i];
       std::string landmark_line, failure_line;
       try {
-        const cv::Mat image = read_image(src / rel, Color::BGR);
+        const cv::Mat image = to_mat(read_image(src / rel, Color::BGR));
         const auto r = aligner.align(image);
         fs::create_directories((dst / rel).parent_path());
         if (!cv::imwrite((dst / rel).string(), r.crop, {cv::IMWRITE_JPEG_QUALITY, 95})) {

@@ -11,8 +11,14 @@ std::string default_dlib_shape_predictor() {
 
 std::unique_ptr<FaceDetector> make_detector(const DetectorOptions& o) {
   if (o.type == "dlib") {
+#ifdef ARCFACE_WITH_DLIB
     return make_dlib_detector(o.model.empty() ? default_dlib_shape_predictor() : o.model,
                               o.score_threshold);
+#else
+    throw Error(
+        "the dlib detector is not in this build (it was built without dlib): use yunet "
+        "or mtcnn, or rebuild with dlib installed");
+#endif
   }
   if (o.type == "yunet") {
     if (o.model.empty()) throw Error("the yunet detector needs its .onnx model file");

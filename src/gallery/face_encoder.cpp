@@ -9,6 +9,7 @@
 
 #include "arcface/align.h"
 #include "arcface/error.h"
+#include "arcface/image_cv.h"
 
 namespace arcface {
 
@@ -42,7 +43,7 @@ std::vector<std::vector<float>> FaceEncoder::describe(const std::vector<cv::Mat>
   for (size_t begin = 0; begin < crops.size(); begin += batch) {
     const std::vector<cv::Mat> part(crops.begin() + begin,
                                     crops.begin() + std::min(crops.size(), begin + batch));
-    const at::Tensor d = embedder_.embed(part, options_.flip).contiguous();
+    const at::Tensor d = embedder_.embed(from_mats(part), options_.flip).contiguous();
     const float* p = d.data_ptr<float>();
     for (int64_t i = 0; i < d.size(0); ++i)
       out.emplace_back(p + i * d.size(1), p + (i + 1) * d.size(1));

@@ -12,6 +12,7 @@
 #include "arcface/dataset.h"
 #include "arcface/error.h"
 #include "arcface/evaluate.h"
+#include "arcface/image_cv.h"
 #include "util/progress.h"
 
 namespace arcface {
@@ -39,7 +40,8 @@ EnrolResult enrol_tree(Gallery& gallery, FaceEncoder& encoder, const fs::path& r
   if (progress) bar = std::make_unique<Progress>("enrolling", total, "img");
   for (const auto& person : people) {
     std::vector<cv::Mat> photos;
-    for (const auto& image : person.images) photos.push_back(read_image(root / image, Color::BGR));
+    for (const auto& image : person.images)
+      photos.push_back(to_mat(read_image(root / image, Color::BGR)));
     const auto faces = encoder.encode(photos, person.images);
     std::vector<NewFace> all;
     for (const auto& f : faces) {

@@ -2,7 +2,9 @@
 
 #include <torch/torch.h>
 
+#ifdef ARCFACE_WITH_OPENCV
 #include <opencv2/dnn.hpp>
+#endif
 
 #include <fstream>
 
@@ -31,7 +33,9 @@ c10::Device parse_device(const std::string& name) {
 }
 
 struct Embedder::Onnx {
+#ifdef ARCFACE_WITH_OPENCV
   cv::dnn::Net net;
+#endif
 };
 
 Embedder::~Embedder() = default;
@@ -53,6 +57,12 @@ Embedder Embedder::load(const fs::path& model, const std::string& device,
     if (!fs::is_regular_file(model, ec)) {
       throw Error(fmt::format("model '{}' not found", model.string()));
     }
+#ifndef ARCFACE_WITH_OPENCV
+    throw Error(
+        fmt::format("ONNX model '{}': this build has no OpenCV, whose dnn module runs "
+                    "ONNX models (rebuild with -DARCFACE_WITH_OPENCV=ON)",
+                    model.string()));
+#else
     e.onnx_ = std::make_unique<Onnx>();
     e.preprocess_ = foreign.preprocess;
     const auto& p = e.preprocess_;
@@ -75,6 +85,7 @@ Embedder Embedder::load(const fs::path& model, const std::string& device,
     e.description_ = fmt::format("ONNX model '{}'", model.string());
     e.network_ = "onnx";
     return e;
+#endif
   }
   const BackboneWeights w = read_backbone_weights(model);
   e.preprocess_ = w.preprocess ? *w.preprocess : foreign.preprocess;
@@ -101,6 +112,7 @@ void Embedder::precision(Precision precision) {
 int64_t Embedder::dim(FlipMode flip) const { return flip == FlipMode::Concat ? 2 * dim_ : dim_; }
 
 at::Tensor Embedder::forward(const at::Tensor& input) {
+#ifdef ARCFACE_WITH_OPENCV
   if (onnx_) {
     auto x = input.contiguous().to(torch::kFloat32);
     std::vector<int> shape(x.sizes().begin(), x.sizes().end());
@@ -110,6 +122,7 @@ at::Tensor Embedder::forward(const at::Tensor& input) {
     out = out.reshape(1, static_cast<int>(x.size(0)));
     return torch::from_blob(out.ptr<float>(), {out.rows, out.cols}, torch::kFloat32).clone();
   }
+#endif
   torch::InferenceMode guard;
   AutocastGuard autocast(precision_, device_);
   return backbone_->forward(input.to(device_)).to(torch::kCPU, torch::kFloat32);
@@ -128,21 +141,21 @@ at::Tensor Embedder::descriptors(const at::Tensor& input, FlipMode flip) {
   return torch::nn::functional::normalize(d, torch::nn::functional::NormalizeFuncOptions().dim(1));
 }
 
-at::Tensor Embedder::embed(const std::vector<cv::Mat>& faces, FlipMode flip) {
+at::Tensor Embedder::embed(const std::vector<Image>& faces, FlipMode flip) {
   const auto& p = preprocess_;
   const int64_t s = p.input_size, c = p.channels();
   auto input = torch::empty({static_cast<int64_t>(faces.size()), c, s, s});
   const int offset = static_cast<int>((p.load_size() - s) / 2);
   for (size_t i = 0; i < faces.size(); ++i) {
-    // Callers hand over OpenCV images, which are BGR or gray.
-    cv::Mat image = prepare_image(faces[i], p, fmt::format("face {}", i));
+    // Faces come BGR or gray, as decoded.
+    const Image image = prepare_image(faces[i], p, fmt::format("face {}", i));
     write_tensor(image, p, offset, offset, false, input.data_ptr<float>() + i * c * s * s);
   }
   return descriptors(input, flip);
 }
 
-at::Tensor Embedder::embed(const cv::Mat& face, FlipMode flip) {
-  return embed(std::vector<cv::Mat>{face}, flip);
+at::Tensor Embedder::embed(const Image& face, FlipMode flip) {
+  return embed(std::vector<Image>{face}, flip);
 }
 
 double Embedder::match(const at::Tensor& a, const at::Tensor& b) {

@@ -10,13 +10,18 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#ifdef ARCFACE_WITH_ONEDNN
 #include <dnnl.hpp>
+#endif
 #include <optional>
+#include <variant>
 
 #include "arcface/system.h"
+#include "util/torch_compat.h"
 
 namespace arcface {
 
+#ifdef ARCFACE_WITH_ONEDNN
 namespace {
 
 using torch::autograd::AutogradContext;
@@ -187,16 +192,23 @@ struct ConvFunction : torch::autograd::Function<ConvFunction> {
 };
 
 }  // namespace
+#endif
 
 at::Tensor conv2d(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
+#ifndef ARCFACE_WITH_ONEDNN
+  return conv.forward(x);  // built without oneDNN: ATen's convolution
+#else
   const auto& o = conv.options;
-  const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+  // The options' variants are c10's before 2.2 and std's after: unqualified calls find either.
+  using std::get_if;
+  using std::holds_alternative;
+  const auto* padding = get_if<torch::ExpandingArray<2> >(&o.padding());
   const auto& stride = *o.stride();
   const auto& dilation = *o.dilation();
   // Under bf16 autocast, on CPUs that compute bf16 natively (elsewhere oneDNN would emulate it).
   static const bool native_bf16 = cpu_has_native_bf16();
   const auto compute =
-      at::autocast::is_cpu_enabled() ? at::autocast::get_autocast_cpu_dtype() : torch::kFloat32;
+      compat::autocast_enabled(c10::kCPU) ? compat::autocast_dtype(c10::kCPU) : torch::kFloat32;
   const bool typed = compute == torch::kFloat32 ? x.scalar_type() == torch::kFloat32
                                                 : compute == torch::kBFloat16 && native_bf16 &&
                                                       (x.scalar_type() == torch::kFloat32 ||
@@ -206,11 +218,12 @@ at::Tensor conv2d(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
       typed && x.dim() == 4 && x.is_contiguous() && x.size(1) == conv.weight.size(1) &&
       conv.weight.scalar_type() == torch::kFloat32 && !conv.bias.defined() && o.groups() == 1 &&
       padding && (**padding)[0] == (**padding)[1] && stride[0] == stride[1] && dilation[0] == 1 &&
-      dilation[1] == 1 && c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) &&
+      dilation[1] == 1 && holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) &&
       at::globalContext().userEnabledMkldnn();
   // Anything else, a mismatched input included, goes to ATen and its own error messages.
   if (!direct) return conv.forward(x);
   return ConvFunction::apply(x, conv.weight, stride[0], (**padding)[0], compute);
+#endif
 }
 
 }  // namespace arcface

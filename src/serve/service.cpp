@@ -4,6 +4,7 @@
 
 #include "arcface/error.h"
 #include "arcface/image.h"
+#include "arcface/image_cv.h"
 
 namespace arcface {
 
@@ -36,7 +37,7 @@ cv::Mat Service::decode(const Upload& photo) const {
                                options_.max_upload_bytes));
   }
   const auto* data = reinterpret_cast<const uint8_t*>(photo.bytes.data());
-  const cv::Size declared = encoded_size(data, photo.bytes.size());
+  const ImageSize declared = encoded_size(data, photo.bytes.size());
   if (declared.empty()) {
     throw ApiError(415, "not_an_image", fmt::format("'{}' is not a JPEG or PNG image", photo.name));
   }
@@ -46,7 +47,7 @@ cv::Mat Service::decode(const Upload& photo) const {
                                declared.width, declared.height, options_.max_pixels));
   }
   try {
-    return decode_bytes(data, photo.bytes.size(), Color::BGR, photo.name);
+    return to_mat(decode_bytes(data, photo.bytes.size(), Color::BGR, photo.name));
   } catch (const Error& e) {
     throw ApiError(422, "damaged_image", e.what());
   }

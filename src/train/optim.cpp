@@ -9,11 +9,12 @@
 
 #include "arcface/error.h"
 #include "arcface/names.h"
+#include "util/torch_compat.h"
 
 namespace arcface {
 
 namespace {
-std::string key_of(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+compat::OptimizerStateKey key_of(const at::Tensor& p) { return compat::optimizer_state_key(p); }
 }  // namespace
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<at::Tensor> parameters,

@@ -6,6 +6,7 @@
 #include <c10/core/Device.h>
 
 #include "arcface/system.h"
+#include "util/torch_compat.h"
 
 namespace arcface {
 
@@ -13,38 +14,27 @@ class AutocastGuard {
  public:
   /// `precision` is resolved (Fp32 or Bf16); Fp32 leaves everything as it is.
   AutocastGuard(Precision precision, c10::Device device)
-      : on_(precision == Precision::Bf16), cuda_(device.is_cuda()) {
+      : on_(precision == Precision::Bf16), type_(device.type()) {
     if (!on_) return;
-    if (cuda_) {
-      was_enabled_ = at::autocast::is_enabled();
-      was_dtype_ = at::autocast::get_autocast_gpu_dtype();
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(true);
-    } else {
-      was_enabled_ = at::autocast::is_cpu_enabled();
-      was_dtype_ = at::autocast::get_autocast_cpu_dtype();
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
-    }
+    was_enabled_ = compat::autocast_enabled(type_);
+    was_dtype_ = compat::autocast_dtype(type_);
+    compat::set_autocast_dtype(type_, at::kBFloat16);
+    compat::set_autocast_enabled(type_, true);
     at::autocast::increment_nesting();
   }
   ~AutocastGuard() {
     if (!on_) return;
     // Leaving the outermost region drops the cached bf16 copies of the weights.
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    if (cuda_) {
-      at::autocast::set_enabled(was_enabled_);
-      at::autocast::set_autocast_gpu_dtype(was_dtype_);
-    } else {
-      at::autocast::set_cpu_enabled(was_enabled_);
-      at::autocast::set_autocast_cpu_dtype(was_dtype_);
-    }
+    compat::set_autocast_enabled(type_, was_enabled_);
+    compat::set_autocast_dtype(type_, was_dtype_);
   }
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
 
  private:
-  bool on_, cuda_;
+  bool on_;
+  c10::DeviceType type_;
   bool was_enabled_ = false;
   at::ScalarType was_dtype_ = at::kFloat;
 };
