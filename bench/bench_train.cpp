@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "arcface/embedder.h"
 #include "arcface/learner.h"
 #include "arcface/system.h"
 #include "bench_util.h"
@@ -22,7 +23,7 @@ int main(int argc, char** argv) {
   std::string backbone = "iresnet18";
   int64_t input_size = 112, channels = 3, batch = 64, classes = 1000, steps = 8, warmup = 2;
   int threads = 0;
-  std::string precision = "fp32";
+  std::string precision = "fp32", device_name = "cpu";
   bool channels_last = false, no_mkldnn = false;
   app.add_flag("--channels-last", channels_last);
   app.add_flag("--no-mkldnn", no_mkldnn, "convolutions through im2col + BLAS instead of oneDNN");
@@ -35,20 +36,23 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup);
   app.add_option("--threads", threads);
   app.add_option("--precision", precision, "fp32, bf16 or auto")->capture_default_str();
+  app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   using namespace arcface;
   threads = configure_threads(threads);
+  const c10::Device device = parse_device(device_name);
   if (no_mkldnn) at::globalContext().setUserEnabledMkldnn(false);
   torch::manual_seed(0);
   auto net = make_backbone(
       BackboneOptions(backbone).input_size(input_size).channels(channels).embedding_dim(512));
   const double macs = forward_macs(*net);
   Learner learner(net, MarginHead(MarginHeadOptions(512, classes)),
-                  LossOptions().type(LossType::Focal), {"sgd", 0.01, 0.9, 5e-4}, torch::kCPU);
+                  LossOptions().type(LossType::Focal), {"sgd", 0.01, 0.9, 5e-4}, device);
   learner.precision(parse_precision(precision));
   learner.train();
-  auto images = torch::randn({batch, channels, input_size, input_size});
+  // On the device already: this measures the step, not the copy (bench_decode measures input).
+  auto images = torch::randn({batch, channels, input_size, input_size}).to(device);
   if (channels_last) {
     torch::NoGradGuard no_grad;
     for (auto& p : net->parameters()) {
@@ -56,7 +60,7 @@ int main(int argc, char** argv) {
     }
     images = images.contiguous(at::MemoryFormat::ChannelsLast);
   }
-  auto labels = torch::randint(classes, {batch}, torch::kLong);
+  auto labels = torch::randint(classes, {batch}, torch::kLong).to(device);
   for (int64_t i = 0; i < warmup; ++i) learner.step(images, labels, 0.01, i);
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < steps; ++i) learner.step(images, labels, 0.01, warmup + i);
@@ -66,7 +70,8 @@ int main(int argc, char** argv) {
   // the head's class matrix.
   const double gflop_per_image = 3 * 2 * (macs + 512.0 * classes) / 1e9;
   const double images_per_s = batch * steps / seconds;
-  const bench::Peak peak = bench::measure_peak(learner.precision() == Precision::Bf16);
+  // Each step reads its loss back, so on a GPU the timed steps have finished.
+  const bench::Peak peak = bench::measure_peak(learner.precision() == Precision::Bf16, device);
   const auto sys = system_info();
   nlohmann::json out = {{"side", "C++ libtorch"},
                         {"backbone", net->options().name()},
@@ -75,6 +80,7 @@ int main(int argc, char** argv) {
                         {"classes", classes},
                         {"channels_last", channels_last},
                         {"precision", to_string(learner.precision())},
+                        {"device", device.str()},
                         {"mkldnn", !no_mkldnn},
                         {"threads", threads},
                         {"allocator", sys.allocator},

@@ -7,7 +7,9 @@
 #include <chrono>
 #include <string>
 
+#ifdef ARCFACE_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
+#endif
 
 namespace arcface::bench {
 
@@ -34,6 +36,7 @@ double best_gflops(int64_t n, F&& run) {
   return best;
 }
 
+#ifdef ARCFACE_WITH_ONEDNN
 /// oneDNN's matmul primitive, [n, n] x [n, n] -> fp32, inputs in `type`, weights in the
 /// layout oneDNN prefers (as a convolution's would be).
 inline double onednn_gflops(int64_t n, dnnl::memory::data_type type) {
@@ -56,27 +59,44 @@ inline double onednn_gflops(int64_t n, dnnl::memory::data_type type) {
   });
 }
 
-/// GFLOP/s of torch::mm on [n, n] tensors of `type` (fp32: the system BLAS).
-inline double torch_mm_gflops(int64_t n, at::ScalarType type) {
-  auto a = torch::randn({n, n}).to(type), b = torch::randn({n, n}).to(type);
-  return best_gflops(n, [&] { torch::mm(a, b); });
+#endif
+
+/// GFLOP/s of torch::mm on [n, n] tensors of `type` on `device` (CPU fp32: the system BLAS). On
+/// a GPU each product is waited for (reading one value back), so the time is the work's.
+inline double torch_mm_gflops(int64_t n, at::ScalarType type, c10::Device device = c10::kCPU) {
+  auto a = torch::randn({n, n}).to(device, type), b = torch::randn({n, n}).to(device, type);
+  return best_gflops(n, [&] {
+    auto c = torch::mm(a, b);
+    if (device.is_cuda()) c[0][0].item<double>();
+  });
 }
 
-/// The peak for fp32 (`bf16` false) or bf16 work: the best of OpenBLAS and oneDNN at 2048 and
-/// 4096.
-inline Peak measure_peak(bool bf16) {
+/// The peak for fp32 (`bf16` false) or bf16 work: on the CPU the best of OpenBLAS and oneDNN at
+/// 2048 and 4096, on a GPU cuBLAS at 4096 and 8192.
+inline Peak measure_peak(bool bf16, c10::Device device = c10::kCPU) {
   Peak peak;
   auto consider = [&](double gflops, const std::string& source) {
     if (gflops > peak.gflops) peak = {gflops, source};
   };
+  if (device.is_cuda()) {
+    for (int64_t n : {4096, 8192}) {
+      consider(torch_mm_gflops(n, bf16 ? torch::kBFloat16 : torch::kFloat32, device),
+               std::string(bf16 ? "cuBLAS bf16 " : "cuBLAS fp32 ") + std::to_string(n));
+    }
+    return peak;
+  }
   for (int64_t n : {2048, 4096}) {
     const std::string size = std::to_string(n);
     if (bf16) {
-      consider(onednn_gflops(n, dnnl::memory::data_type::bf16), "oneDNN bf16 matmul " + size);
       consider(torch_mm_gflops(n, torch::kBFloat16), "torch::mm bf16 " + size);
+#ifdef ARCFACE_WITH_ONEDNN
+      consider(onednn_gflops(n, dnnl::memory::data_type::bf16), "oneDNN bf16 matmul " + size);
+#endif
     } else {
       consider(torch_mm_gflops(n, torch::kFloat32), "OpenBLAS sgemm (torch::mm) " + size);
+#ifdef ARCFACE_WITH_ONEDNN
       consider(onednn_gflops(n, dnnl::memory::data_type::f32), "oneDNN f32 matmul " + size);
+#endif
     }
   }
   return peak;
