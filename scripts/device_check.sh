@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One run on a machine with an NVIDIA GPU, a PyTorch wheel (its libtorch) and no other packages:
+# the core build against the wheel and .deps/ (scripts/device_deps.sh, made beforehand where
+# apt-get works), the CUDA tests, and training throughput on the GPU. Results go to $OUT (or
+# out/device): gpu.txt, configure.txt, build.txt, cuda_tests.txt, bench_train.jsonl.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-out/device}"
+mkdir -p "$out"
+[ -d .deps ] || { echo "no .deps/: run scripts/device_deps.sh first (where apt-get works)"; exit 1; }
+. scripts/device_deps.sh --env
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$out/gpu.txt" 2>&1
+torch_dir="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')/Torch"
+python3 -c 'import torch; print(torch.__version__, torch.version.cuda)' >>"$out/gpu.txt"
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+cmake -S . -B build-cuda "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$torch_dir" \
+  -DARCFACE_WITH_OPENCV=OFF -DARCFACE_WITH_DLIB=OFF -DARCFACE_WITH_PLPLOT=OFF \
+  -DARCFACE_WITH_SERVICE=OFF -DARCFACE_WITH_ONEDNN=OFF -DARCFACE_WITH_JEMALLOC=OFF \
+  >"$out/configure.txt" 2>&1 || { tail -40 "$out/configure.txt"; exit 1; }
+cmake --build build-cuda -j"$(nproc)" >"$out/build.txt" 2>&1 || { grep -m20 -A5 error "$out/build.txt"; exit 1; }
+ctest --test-dir build-cuda -R '^Cuda\.' --output-on-failure >"$out/cuda_tests.txt" 2>&1
+tail -5 "$out/cuda_tests.txt"
+cmake --build build-cuda --target bench_train -j"$(nproc)" >>"$out/build.txt" 2>&1
+for net in "iresnet18 112 256" "iresnet50 112 256" "mobilefacenet 112 256"; do
+  set -- $net
+  build-cuda/bench/bench_train --device cuda --backbone "$1" --input-size "$2" \
+    --batch-size "$3" --precision bf16 --steps 20 --warmup 3 | tee -a "$out/bench_train.jsonl"
+done
