@@ -4,7 +4,6 @@
 # machine that has a libtorch and a compiler but no package manager. Then, there:
 #   . scripts/device_deps.sh --env      # points CMake and pkg-config at .deps
 #   cmake -S . -B build-cuda -DTorch_DIR=... -DARCFACE_WITH_OPENCV=OFF ... (see README, Building)
-set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 deps="$root/.deps"
 if [ "${1:-}" = "--env" ]; then
@@ -14,6 +13,7 @@ if [ "${1:-}" = "--env" ]; then
   export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   return 0 2>/dev/null || exit 0
 fi
+set -euo pipefail
 packages=(libyaml-cpp-dev libyaml-cpp0.7 nlohmann-json3-dev libspdlog-dev libspdlog1.10 libfmt-dev
           libfmt9 libcli11-dev libturbojpeg0-dev libturbojpeg0 libgtest-dev)
 rm -rf "$deps" && mkdir -p "$deps/debs"

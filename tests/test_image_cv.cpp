@@ -63,7 +63,7 @@ TEST(ImageCv, MatRoundTrip) {
 
 // TurboJPEG replaced cv::imread, our conversions and resampling cv::cvtColor and cv::resize:
 // every LFW crop must come out the same, decoded in colour and in grayscale, as RGB, and at
-// the sizes training and evaluation use (shrunk by areas, enlarged bilinearly).
+// the sizes training and evaluation use and odd ones (shrunk by areas, enlarged bilinearly).
 TEST(ImageCv, PipelineMatchesOpenCvOnEveryLfwCrop) {
   REQUIRE_SHARED_DATA();
   int64_t files = 0;
@@ -78,7 +78,7 @@ TEST(ImageCv, PipelineMatchesOpenCvOnEveryLfwCrop) {
               0)
         << path;
     for (Color color : {Color::RGB, Color::Gray}) {
-      for (int size : {72, 64, 56, 128}) {
+      for (int size : {72, 64, 56, 37, 128, 127}) {
         Preprocess pre;
         pre.color = color;
         pre.input_size = size;

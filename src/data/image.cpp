@@ -229,10 +229,16 @@ Image resize(const Image& image, int rows, int cols) {
 }
 
 Image prepare_image(const Image& image, const Preprocess& pre, const std::string& name) {
-  if (image.empty()) throw Error(fmt::format("image '{}' is empty", name));
+  if (image.empty() || image.rows <= 0 || image.cols <= 0) {
+    throw Error(fmt::format("image '{}' is empty", name));
+  }
   const int ch = image.channels;
   if (ch != 1 && ch != 3 && ch != 4) {
     throw Error(fmt::format("image '{}': expected 1, 3 or 4 channels, got {}", name, ch));
+  }
+  if (image.pixels.size() != static_cast<size_t>(image.rows) * image.row_bytes()) {
+    throw Error(fmt::format("image '{}': {} bytes of pixels for {}x{}x{}", name,
+                            image.pixels.size(), image.rows, image.cols, ch));
   }
   Image out;
   if (pre.color == Color::Gray) {
@@ -449,7 +455,9 @@ void write_tensor(const Image& image, const Preprocess& pre, int x, int y, bool 
 }
 
 Image desaturate(const Image& image, Color color) {
-  if (color == Color::Gray) throw Error("desaturate: the image is grayscale already");
+  if (color == Color::Gray || image.channels < 3) {
+    throw Error("desaturate: the image is grayscale already");
+  }
   return to_three(to_gray(image, color == Color::RGB));
 }
 
