@@ -64,7 +64,8 @@ class Loader {
   void stop_workers();
   void work();
   Batch make_batch(int64_t batch) const;
-  Image image(size_t i) const;
+  /// Image i: the cached one, not copied, or decoded into `decoded`.
+  const Image& image(size_t i, Image& decoded) const;
 
   ImageSource source_;
   std::vector<int64_t> labels_;

@@ -139,7 +139,11 @@ std::optional<Batch> Loader::next() {
   return batch;
 }
 
-Image Loader::image(size_t i) const { return cache_.empty() ? source_.load(i, pre_) : cache_[i]; }
+const Image& Loader::image(size_t i, Image& decoded) const {
+  if (!cache_.empty()) return cache_[i];
+  decoded = source_.load(i, pre_);
+  return decoded;
+}
 
 Batch Loader::make_batch(int64_t batch) const {
   const int64_t begin = (batch * options_.shards + options_.shard) * options_.batch_size;
@@ -161,8 +165,10 @@ Batch Loader::make_batch(int64_t batch) const {
     const bool flip = options_.random_flip && rng.uniform() < 0.5;
     // Drawn only when asked for, so the crops and flips of other runs stay as they were.
     const bool gray = options_.random_gray > 0 && c == 3 && rng.uniform() < options_.random_gray;
-    const Image shown = gray ? desaturate(image(index), pre_.color) : image(index);
-    write_tensor(shown, pre_, x, y, flip, out.images.data_ptr<float>() + k * c * s * s);
+    Image decoded;
+    const Image& face = image(index, decoded);
+    float* dst = out.images.data_ptr<float>() + k * c * s * s;
+    write_tensor(gray ? desaturate(face, pre_.color) : face, pre_, x, y, flip, dst);
     if (!labels_.empty()) out.labels.data_ptr<int64_t>()[k] = labels_[index];
     out.indices.push_back(index);
   }
