@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One run on a machine with an NVIDIA GPU, a PyTorch wheel (its libtorch) and no other packages:
 # the core build against the wheel and .deps/ (scripts/device_deps.sh, made beforehand where
-# apt-get works), the CUDA tests, and training throughput on the GPU. Results go to $OUT (or
-# out/device): gpu.txt, configure.txt, build.txt, cuda_tests.txt, bench_train.jsonl.
+# apt-get works), the CUDA tests, training throughput on the GPU, and the sample's pipeline:
+# packed into a .rec, trained on the GPU (auto precision, then fp16 with loss scaling),
+# evaluated on the CPU. Results go to $OUT (or out/device): gpu.txt, configure.txt, build.txt,
+# cuda_tests.txt, bench_train.jsonl, pipeline/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-out/device}"
@@ -31,3 +33,24 @@ for net in "iresnet18 112 256" "iresnet50 112 256" "mobilefacenet 112 256"; do
   build-cuda/bench/bench_train --device cuda --backbone "$1" --input-size "$2" \
     --batch-size "$3" --precision bf16 --steps 20 --warmup 3 | tee -a "$out/bench_train.jsonl"
 done
+build-cuda/bench/bench_train --device cuda --backbone iresnet18 --input-size 112 \
+  --batch-size 256 --precision fp16 --steps 20 --warmup 3 | tee -a "$out/bench_train.jsonl"
+
+# The whole pipeline on the sample: a .rec trained on the GPU, its model judged on the CPU.
+p="$out/pipeline"
+mkdir -p "$p"
+build-cuda/arcface select --root data/sample/train --classes 24 --max-per-class 12 \
+  --out "$p/train_list.txt" >"$p/log.txt" 2>&1
+build-cuda/arcface pack --root data/sample/train --list "$p/train_list.txt" \
+  --out "$p/train.rec" >>"$p/log.txt" 2>&1
+for precision in auto fp16; do
+  build-cuda/arcface train --config config/demo.yaml --no-progress --set training.device=cuda \
+    --set training.precision=$precision --set data.train_rec="$p/train.rec" \
+    --set data.train_list= --set data.train_root= --set paths.checkpoints_path="$p/$precision" \
+    >>"$p/log.txt" 2>&1 ||
+    { tail -20 "$p/log.txt"; exit 1; }
+  build-cuda/arcface eval --model "$p/$precision/last.pt" --device cpu --root data/sample/lfw \
+    --pairs data/sample/pairs.txt --out "$p/$precision-eval" --no-progress 2>&1 |
+    tee -a "$p/log.txt" | grep -E '10-fold|AUC'
+done
+grep -h 'device cuda\|Loss scale\|Throughput' "$p/log.txt"

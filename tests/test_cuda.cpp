@@ -7,6 +7,8 @@
 #include "arcface/embedder.h"
 #include "arcface/head.h"
 #include "arcface/learner.h"
+#include "arcface/loader.h"
+#include "arcface/system.h"
 #include "test_util.h"
 
 namespace arcface {
@@ -64,6 +66,70 @@ TEST(Cuda, TrainingStepsLowerTheLoss) {
   for (uint64_t s = 2; s <= 30; ++s) last = learner.step(images, labels, 0.05, s).loss;
   EXPECT_TRUE(learner.backbone()->parameters().front().is_cuda());
   EXPECT_LT(last, 0.5 * first) << "first " << first << ", last " << last;
+}
+
+// Auto is bf16 where the GPU has it natively (compute capability 8.0 and up), fp16 below.
+TEST(Cuda, AutoPrecisionIsNativeBf16OrFp16WithLossScaling) {
+  REQUIRE_CUDA();
+  auto backbone = make_backbone(BackboneOptions("mobilefacenet").input_size(64));
+  Learner learner(backbone, MarginHead(MarginHeadOptions(512, 8)), LossOptions{},
+                  {"sgd", 0.05, 0.9, 5e-4}, torch::kCUDA);
+  learner.precision(Precision::Auto);
+  EXPECT_EQ(learner.precision(), cuda_has_native_bf16() ? Precision::Bf16 : Precision::Fp16);
+  EXPECT_EQ(learner.loss_scaler() != nullptr, learner.precision() == Precision::Fp16);
+}
+
+// fp16 everywhere a GPU runs it: the loss is scaled, the weights stay fp32, and it learns.
+TEST(Cuda, Fp16TrainingStepsLowerTheLoss) {
+  REQUIRE_CUDA();
+  torch::manual_seed(6);
+  auto backbone = make_backbone(BackboneOptions("iresnet18").input_size(64));
+  Learner learner(backbone, MarginHead(MarginHeadOptions(512, 8).scale(32).margin(0.4)),
+                  LossOptions{}, {"sgd", 0.05, 0.9, 5e-4}, torch::kCUDA);
+  learner.precision(Precision::Fp16);
+  ASSERT_NE(learner.loss_scaler(), nullptr);
+  const auto images = torch::randn({16, 3, 64, 64});
+  const auto labels = torch::arange(16, torch::kLong) % 8;
+  learner.train();
+  const double first = learner.step(images, labels, 0.05, 1).loss;
+  double last = first;
+  int skipped = 0;
+  for (uint64_t s = 2; s <= 40; ++s) {
+    const auto step = learner.step(images, labels, 0.05, s);
+    last = step.loss;
+    skipped += step.skipped;
+  }
+  EXPECT_LT(skipped, 10);
+  EXPECT_LT(last, 0.5 * first) << "first " << first << ", last " << last;
+  for (const auto& p : learner.backbone()->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
+}
+
+// Batches for a GPU come in page-locked memory, so their copies overlap the computation.
+TEST(Cuda, LoaderPinsBatchesForTheGpu) {
+  REQUIRE_CUDA();
+  const auto root = test::sample_dir() / "lfw";
+  std::vector<std::string> paths;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    if (e.path().extension() == ".jpg" && paths.size() < 8) {
+      paths.push_back(std::filesystem::relative(e.path(), root).string());
+    }
+  }
+  ASSERT_EQ(paths.size(), 8u);
+  Preprocess pre;
+  pre.input_size = 64;
+  pre.resize = 64;
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.pin_memory = true;
+  o.progress = false;
+  Loader loader(ImageSource{root, paths, {}, {}}, std::vector<int64_t>(8, 0), pre, o);
+  loader.start_epoch(0, 0);
+  const auto batch = loader.next();
+  ASSERT_TRUE(batch);
+  EXPECT_TRUE(batch->images.is_pinned());
+  EXPECT_TRUE(batch->labels.is_pinned());
+  const auto on_gpu = batch->images.to(torch::kCUDA, /*non_blocking=*/true);
+  EXPECT_TRUE(torch::equal(on_gpu.cpu(), batch->images));
 }
 
 TEST(Cuda, CheckpointFromTheGpuLoadsOnTheCpuAndBack) {

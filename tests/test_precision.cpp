@@ -17,18 +17,37 @@ TEST(Precision, NamesAndWhatAutoMeans) {
   EXPECT_EQ(parse_precision("auto"), Precision::Auto);
   EXPECT_EQ(parse_precision("fp32"), Precision::Fp32);
   EXPECT_EQ(parse_precision("bf16"), Precision::Bf16);
+  EXPECT_EQ(parse_precision("fp16"), Precision::Fp16);
   EXPECT_EQ(to_string(Precision::Bf16), "bf16");
   try {
-    parse_precision("fp16");
-    FAIL() << "fp16 accepted";
+    parse_precision("half");
+    FAIL() << "half accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'fp16'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'half'"), std::string::npos) << e.what();
   }
   EXPECT_EQ(resolve_precision(Precision::Auto, /*cuda=*/false),
             cpu_has_native_bf16() ? Precision::Bf16 : Precision::Fp32);
-  EXPECT_EQ(resolve_precision(Precision::Auto, /*cuda=*/true), Precision::Fp32);
+  EXPECT_EQ(resolve_precision(Precision::Auto, /*cuda=*/true),
+            cuda_has_native_bf16() ? Precision::Bf16 : Precision::Fp16);
   EXPECT_EQ(resolve_precision(Precision::Bf16, false), Precision::Bf16);
+  EXPECT_EQ(resolve_precision(Precision::Fp16, true), Precision::Fp16);
   EXPECT_THROW(parse_config("training: {precision: half}", "test.yaml"), Error);
+}
+
+// libtorch's CPU autocast has no fp16: asking for it on the CPU is refused, not ignored.
+TEST(Precision, Fp16OnTheCpuIsRefusedByName) {
+  auto net = make_backbone(BackboneOptions("mobilefacenet").input_size(32).embedding_dim(64));
+  Learner learner(net, MarginHead(MarginHeadOptions(64, 4)), LossOptions{}, {"sgd", 0.1, 0.9, 0},
+                  torch::kCPU);
+  try {
+    learner.precision(Precision::Fp16);
+    FAIL() << "fp16 accepted on the CPU";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fp16 needs a CUDA device"), std::string::npos)
+        << e.what();
+  }
+  auto embedder = Embedder::load(test::fixture_model());
+  EXPECT_THROW(embedder.precision(Precision::Fp16), Error);
 }
 
 // bf16 runs on every CPU (emulated where it is not native, slowly): the descriptors of real

@@ -79,7 +79,8 @@ struct ModelArgs {
     cmd->add_option("--threads", threads, "compute threads (0: one per core)")
         ->capture_default_str();
     cmd->add_option("--precision", precision,
-                    "auto (bf16 where the CPU computes it natively), fp32 or bf16")
+                    "auto (bf16 where the CPU or GPU computes it natively), fp32, bf16 or fp16 "
+                    "(CUDA)")
         ->capture_default_str();
     auto* onnx = "input of ONNX models and Python weights (our checkpoints carry their own)";
     cmd->add_option("--backbone", backbone, "the network of a plain PyTorch state dict")

@@ -54,7 +54,8 @@ struct TrainingConfig {
   int64_t save_interval = 10;  // keep epoch_NNN.pt every N epochs
   std::string device = "cpu";  // cpu or cuda
   int64_t threads = 0;         // intra-op threads; 0 = one per core
-  // Convolutions and matrix products: auto (bf16 where the CPU has it natively), fp32, bf16.
+  // Convolutions and matrix products: auto (bf16 where the CPU or GPU has it natively, fp16 on
+  // older GPUs), fp32, bf16, fp16 (CUDA, with loss scaling).
   std::string precision = "auto";
 };
 

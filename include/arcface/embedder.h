@@ -53,7 +53,8 @@ class Embedder {
   const std::string& description() const { return description_; }
   /// The network: a backbone name, or "onnx".
   const std::string& network() const { return network_; }
-  /// The network in bf16 (mixed precision) or fp32 (the default); Auto is resolved here.
+  /// The network in bf16 or fp16 (mixed precision, fp16 on CUDA only) or fp32 (the default);
+  /// Auto is resolved here.
   /// ONNX models always run in fp32.
   void precision(Precision precision);
   Precision precision() const { return precision_; }

@@ -11,6 +11,7 @@
 #include "arcface/distributed.h"
 #include "arcface/head.h"
 #include "arcface/loss.h"
+#include "arcface/loss_scaler.h"
 #include "arcface/optim.h"
 #include "arcface/system.h"
 
@@ -34,15 +35,22 @@ class Learner {
   /// BatchNorm layers keep using and keeping their running statistics while training
   /// (fine-tuning on small batches); the rest of the network trains as usual.
   void freeze_batchnorm(bool on) { freeze_bn_ = on; }
-  /// The backbone's forward pass in bf16 (mixed precision) or fp32; Auto is resolved here.
+  /// The backbone's forward pass in bf16 or fp16 (mixed precision) or fp32; Auto is resolved
+  /// here. Fp16 (CUDA only) turns on loss scaling with the default options.
   void precision(Precision precision);
   Precision precision() const { return precision_; }
+  /// Scales the loss before backward and skips steps whose gradients overflow (fp16 needs
+  /// it; in fp32 it changes nothing but the time). nullopt turns it off.
+  void loss_scaling(std::optional<LossScalerOptions> options);
+  /// The scaler in use, or null.
+  LossScaler* loss_scaler() { return scaler_ ? &*scaler_ : nullptr; }
 
   struct Step {
     double loss = 0;          // batch mean, distillation included
     double distill_loss = 0;  // the distillation term alone
     int64_t hard_examples = 0;
-    int64_t correct = 0;  // arg-max of the margin logits equal to the label (seed 000's accuracy)
+    int64_t correct = 0;   // arg-max of the margin logits equal to the label (seed 000's accuracy)
+    bool skipped = false;  // the scaled gradients overflowed: no update, a smaller scale
   };
   /// Forward, loss, backward and update on one batch at learning rate `lr`. `seed` seeds the
   /// random draws of the step (dropout), so a step can be replayed exactly. `teacher` [N, D]:
@@ -68,6 +76,7 @@ class Learner {
   std::shared_ptr<DataParallel> ranks_;
   bool freeze_bn_ = false;
   Precision precision_ = Precision::Fp32;
+  std::optional<LossScaler> scaler_;
   at::Tensor teacher_centres_;
   double teacher_scale_ = 0;
 };

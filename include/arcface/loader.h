@@ -26,6 +26,7 @@ struct LoaderOptions {
   int64_t workers = 1;       // decoding threads
   bool cache = false;        // decode every image once, up front, and keep it
   bool progress = true;      // a progress bar while filling the cache
+  bool pin_memory = false;   // batches in page-locked memory, for fast copies to a GPU
   uint64_t seed = 42;
   /// Data-parallel reading: each global batch of shards x batch_size images of the epoch's
   /// order is split into `shards` parts and this loader gives part `shard`, so the ranks

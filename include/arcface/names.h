@@ -19,9 +19,11 @@ enum class FlipMode {
 /// The arithmetic of convolutions and matrix products. Weights, the margin head, the loss and
 /// the optimizer stay fp32 either way (mixed precision, as torch.autocast does it).
 enum class Precision {
-  Auto,  // bf16 where the CPU computes it natively (checked at run time), fp32 elsewhere
+  Auto,  // bf16 where the CPU or GPU computes it natively (checked at run time); fp16 on
+         // older GPUs, fp32 on older CPUs
   Fp32,
   Bf16,
+  Fp16,  // CUDA only; training scales the loss (fp16 gradients underflow otherwise)
 };
 enum class MarginType {
   Arc,      // ArcFace: s * cos(theta + m) for the target class (seed 000's arc_margin)

@@ -25,7 +25,12 @@ SystemInfo system_info();
 /// True when the CPU computes bf16 natively (avx512_bf16 or AMX); checked at run time.
 bool cpu_has_native_bf16();
 
-/// What Auto means here: Bf16 on a CPU with native bf16, Fp32 on others and on CUDA.
+/// True when the current CUDA device computes bf16 natively (compute capability 8.0 and up,
+/// with cuDNN); false without CUDA.
+bool cuda_has_native_bf16();
+
+/// What Auto means here: Bf16 where the CPU or the GPU has native bf16, Fp32 on other CPUs and
+/// Fp16 on other GPUs. Fp16 on the CPU is an Error (libtorch's CPU autocast has no fp16).
 Precision resolve_precision(Precision precision, bool cuda);
 
 /// Peak resident set size of this process in MiB.

@@ -150,8 +150,9 @@ Batch Loader::make_batch(int64_t batch) const {
   const int64_t count = std::min<int64_t>(options_.batch_size, size() - begin);
   const int64_t c = pre_.channels(), s = pre_.input_size, load = pre_.load_size();
   Batch out;
-  out.images = torch::empty({count, c, s, s}, torch::kFloat32);
-  if (!labels_.empty()) out.labels = torch::empty({count}, torch::kInt64);
+  const auto host = torch::TensorOptions().pinned_memory(options_.pin_memory);
+  out.images = torch::empty({count, c, s, s}, host.dtype(torch::kFloat32));
+  if (!labels_.empty()) out.labels = torch::empty({count}, host.dtype(torch::kInt64));
   const uint64_t epoch_seed = mix_seed(options_.seed, static_cast<uint64_t>(epoch_));
   for (int64_t k = 0; k < count; ++k) {
     const int64_t position = begin + k;

@@ -102,9 +102,9 @@ Embedder Embedder::load(const fs::path& model, const std::string& device,
 }
 
 void Embedder::precision(Precision precision) {
-  if (onnx_ && precision == Precision::Bf16) {
-    throw Error(
-        fmt::format("{}: bf16 needs a libtorch model; ONNX models run in fp32", description_));
+  if (onnx_ && (precision == Precision::Bf16 || precision == Precision::Fp16)) {
+    throw Error(fmt::format("{}: {} needs a libtorch model; ONNX models run in fp32", description_,
+                            to_string(precision)));
   }
   precision_ = onnx_ ? Precision::Fp32 : resolve_precision(precision, device_.is_cuda());
 }

@@ -49,6 +49,15 @@ void Learner::data_parallel(std::shared_ptr<DataParallel> ranks) {
 
 void Learner::precision(Precision precision) {
   precision_ = resolve_precision(precision, device_.is_cuda());
+  if (precision_ == Precision::Fp16 && !scaler_) scaler_.emplace();
+}
+
+void Learner::loss_scaling(std::optional<LossScalerOptions> options) {
+  if (options) {
+    scaler_.emplace(*options);
+  } else {
+    scaler_.reset();
+  }
 }
 
 void Learner::distill(const DistillOptions& options, at::Tensor teacher_centres,
@@ -78,8 +87,9 @@ Learner::Step Learner::step(const at::Tensor& images, const at::Tensor& labels, 
                             uint64_t seed, const at::Tensor& teacher) {
   set_learning_rate(*optimizer_, lr);
   torch::manual_seed(seed);
-  auto x = images.to(device_);
-  auto y = labels.to(device_);
+  // From pinned memory the copy overlaps the work already queued on the GPU.
+  auto x = images.to(device_, /*non_blocking=*/images.is_pinned());
+  auto y = labels.to(device_, /*non_blocking=*/labels.is_pinned());
   at::Tensor embeddings;
   {
     AutocastGuard autocast(precision_, device_);
@@ -119,13 +129,26 @@ Learner::Step Learner::step(const at::Tensor& images, const at::Tensor& labels, 
   // of them must take that decision together, so it waits for the averaged loss.
   if (!ranks_ && !std::isfinite(result.loss)) return result;
   optimizer_->zero_grad();
-  loss.backward();
+  (scaler_ ? scaler_->scale(loss) : loss).backward();
   if (ranks_) {
     ranks_->finish_gradients();
     const auto sums = ranks_->sum({result.loss, result.distill_loss});
     result.loss = sums[0] / ranks_->world_size();
     result.distill_loss = sums[1] / ranks_->world_size();
     if (!std::isfinite(result.loss)) return result;
+  }
+  if (scaler_) {
+    // After the all-reduce every rank holds the same gradients, so all of them skip together.
+    std::vector<at::Tensor> parameters;
+    for (const auto& group : optimizer_->param_groups()) {
+      parameters.insert(parameters.end(), group.params().begin(), group.params().end());
+    }
+    const bool finite = scaler_->unscale(parameters);
+    scaler_->update(finite);
+    if (!finite) {
+      result.skipped = true;
+      return result;
+    }
   }
   optimizer_->step();
   if (logits.defined()) result.correct = (logits.argmax(1) == y).sum().item<int64_t>();

@@ -158,13 +158,14 @@ std::shared_ptr<spdlog::logger> make_logger(const fs::path& dir, bool writer) {
 struct EpochStats {
   double loss_sum = 0, distill_sum = 0;
   int64_t correct = 0, seen = 0, batches = 0, hard = 0;
+  int64_t skipped = 0;      // steps whose scaled fp16 gradients overflowed
   double seconds = 0;       // training time, validation excluded
   double wait_seconds = 0;  // of which waiting for the loader
 
   nlohmann::json to_json() const {
-    return {{"loss_sum", loss_sum}, {"distill_sum", distill_sum},  {"correct", correct},
-            {"seen", seen},         {"batches", batches},          {"hard", hard},
-            {"seconds", seconds},   {"wait_seconds", wait_seconds}};
+    return {{"loss_sum", loss_sum}, {"distill_sum", distill_sum},   {"correct", correct},
+            {"seen", seen},         {"batches", batches},           {"hard", hard},
+            {"seconds", seconds},   {"wait_seconds", wait_seconds}, {"skipped", skipped}};
   }
   static EpochStats from_json(const nlohmann::json& j) {
     EpochStats s;
@@ -176,6 +177,7 @@ struct EpochStats {
     s.batches = j.value("batches", int64_t{0});
     s.seconds = j.value("seconds", 0.0);
     s.wait_seconds = j.value("wait_seconds", 0.0);
+    s.skipped = j.value("skipped", int64_t{0});
     return s;
   }
 };
@@ -406,6 +408,9 @@ class Run {
     load_state_dict(*head(), ck.head_state,
                     fmt::format("checkpoint '{}' head_state_dict", path.string()));
     import_optimizer_state(learner_->optimizer(), ck.optimizer_state);
+    if (auto* scaler = learner_->loss_scaler(); scaler && ck.metrics.contains("loss_scale")) {
+      scaler->load_state(ck.metrics["loss_scale"]);
+    }
     start_epoch_ = ck.epoch;
     first_batch_ = ck.batch_in_epoch;
     // A mid-epoch resume with another global batch (world size) continues at the same image.
@@ -466,6 +471,7 @@ class Run {
     lo.workers = c_.data.workers;
     lo.cache = c_.data.cache;
     lo.seed = tc_.seed;
+    lo.pin_memory = device_.is_cuda();
     lo.shards = options_.distributed.world_size;
     lo.shard = options_.distributed.rank;
     log_->info("Loading training data from {} ...", images_.source);
@@ -579,6 +585,7 @@ class Run {
     ck.config = config_to_json(c_);
     ck.metrics = {{"history", result_.history}, {"best", best_}, {"global_batch", global_batch()}};
     if (batch_in_epoch > 0) ck.metrics["partial_epoch"] = stats.to_json();
+    if (auto* scaler = learner_->loss_scaler()) ck.metrics["loss_scale"] = scaler->state();
     return ck;
   }
 
@@ -626,6 +633,7 @@ class Run {
       stats.distill_sum += step.distill_loss * n;
       stats.hard += step.hard_examples;
       stats.correct += step.correct;
+      stats.skipped += step.skipped;
       stats.seen += n;
       ++stats.batches;
       ++global_step_;
@@ -695,6 +703,12 @@ class Run {
                              {"peak_rss_mib", peak_rss_mib()},
                              {"images", loader_->size()},
                              {"bad_images_skipped", images_.skipped.size()}};
+    if (auto* scaler = learner_->loss_scaler()) {
+      record["loss_scale"] = scaler->value();
+      record["overflow_steps_skipped"] = stats.skipped;
+      log_->info("Loss scale {:g}; {} steps skipped for overflowing gradients", scaler->value(),
+                 stats.skipped);
+    }
     if (ranks_) {
       const double waited = ranks_->wait_seconds() - allreduce_before;
       record["world_size"] = options_.distributed.world_size;

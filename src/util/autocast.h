@@ -1,7 +1,7 @@
 #pragma once
 
 // Mixed precision for one forward pass (private to the library): convolutions and matrix
-// products in bf16 while the guard lives, as torch.autocast(dtype=torch.bfloat16) does.
+// products in bf16 or fp16 while the guard lives, as torch.autocast(dtype=...) does.
 #include <ATen/autocast_mode.h>
 #include <c10/core/Device.h>
 
@@ -12,13 +12,13 @@ namespace arcface {
 
 class AutocastGuard {
  public:
-  /// `precision` is resolved (Fp32 or Bf16); Fp32 leaves everything as it is.
+  /// `precision` is resolved (not Auto); Fp32 leaves everything as it is.
   AutocastGuard(Precision precision, c10::Device device)
-      : on_(precision == Precision::Bf16), type_(device.type()) {
+      : on_(precision == Precision::Bf16 || precision == Precision::Fp16), type_(device.type()) {
     if (!on_) return;
     was_enabled_ = compat::autocast_enabled(type_);
     was_dtype_ = compat::autocast_dtype(type_);
-    compat::set_autocast_dtype(type_, at::kBFloat16);
+    compat::set_autocast_dtype(type_, precision == Precision::Fp16 ? at::kHalf : at::kBFloat16);
     compat::set_autocast_enabled(type_, true);
     at::autocast::increment_nesting();
   }

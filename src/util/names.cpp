@@ -36,9 +36,11 @@ const NameTable<FlipMode>& table() {
 }
 template <>
 const NameTable<Precision>& table() {
-  static const NameTable<Precision> t{
-      "precision",
-      {{Precision::Auto, {"auto"}}, {Precision::Fp32, {"fp32"}}, {Precision::Bf16, {"bf16"}}}};
+  static const NameTable<Precision> t{"precision",
+                                      {{Precision::Auto, {"auto"}},
+                                       {Precision::Fp32, {"fp32"}},
+                                       {Precision::Bf16, {"bf16"}},
+                                       {Precision::Fp16, {"fp16"}}}};
   return t;
 }
 template <>

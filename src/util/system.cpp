@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 
 #include <filesystem>
 #include <fstream>
@@ -67,9 +68,21 @@ bool cpu_has_native_bf16() {
          flags.find(" amx_bf16 ") != std::string::npos;
 }
 
+bool cuda_has_native_bf16() {
+  // The check libtorch itself makes before it sends a bf16 convolution to cuDNN.
+  return at::detail::getCUDAHooks().hasCUDA() &&
+         at::detail::getCUDAHooks().supportsBFloat16ConvolutionWithCuDNNv8();
+}
+
 Precision resolve_precision(Precision precision, bool cuda) {
+  if (precision == Precision::Fp16 && !cuda) {
+    throw Error(
+        "precision fp16 needs a CUDA device: on the CPU use bf16 (native on CPUs with "
+        "avx512_bf16 or AMX) or fp32");
+  }
   if (precision != Precision::Auto) return precision;
-  return !cuda && cpu_has_native_bf16() ? Precision::Bf16 : Precision::Fp32;
+  if (cuda) return cuda_has_native_bf16() ? Precision::Bf16 : Precision::Fp16;
+  return cpu_has_native_bf16() ? Precision::Bf16 : Precision::Fp32;
 }
 
 double peak_rss_mib() {
