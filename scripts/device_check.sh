@@ -4,7 +4,7 @@
 # apt-get works), the CUDA tests, training throughput on the GPU, and the sample's pipeline:
 # packed into a .rec, trained on the GPU (auto precision, then fp16 with loss scaling),
 # evaluated on the CPU. Results go to $OUT (or out/device): gpu.txt, configure.txt, build.txt,
-# cuda_tests.txt, bench_train.jsonl, pipeline/.
+# cuda_tests.txt, bench_train.jsonl, bench_loader.txt, pipeline/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-out/device}"
@@ -27,7 +27,7 @@ cmake -S . -B build-cuda "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DTorch_DI
 cmake --build build-cuda -j"$(nproc)" >"$out/build.txt" 2>&1 || { grep -m20 -A5 error "$out/build.txt"; exit 1; }
 ctest --test-dir build-cuda -R '^Cuda\.' -FA model --output-on-failure >"$out/cuda_tests.txt" 2>&1
 tail -5 "$out/cuda_tests.txt"
-cmake --build build-cuda --target bench_train -j"$(nproc)" >>"$out/build.txt" 2>&1
+cmake --build build-cuda --target bench_train bench_loader -j"$(nproc)" >>"$out/build.txt" 2>&1
 for net in "iresnet18 112 256" "iresnet50 112 256" "mobilefacenet 112 256"; do
   set -- $net
   build-cuda/bench/bench_train --device cuda --backbone "$1" --input-size "$2" \
@@ -43,6 +43,8 @@ build-cuda/arcface select --root data/sample/train --classes 24 --max-per-class 
   --out "$p/train_list.txt" >"$p/log.txt" 2>&1
 build-cuda/arcface pack --root data/sample/train --list "$p/train_list.txt" \
   --out "$p/train.rec" >>"$p/log.txt" 2>&1
+build-cuda/bench/bench_loader --rec "$p/train.rec" --size 112 --batch-size 256 \
+  --workers 1,2,4,8 --batches 40 | tee "$out/bench_loader.txt"
 for precision in auto fp16; do
   build-cuda/arcface train --config config/demo.yaml --no-progress --set training.device=cuda \
     --set training.precision=$precision --set data.train_rec="$p/train.rec" \
