@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   const double forwards = o.flip == FlipMode::None ? 1 : 2;
   const double gflop_per_image = forwards * 2 * macs / 1e9;
   const double n = static_cast<double>(names.size());
-  const bench::Peak peak = bench::measure_peak(embedder.precision() == Precision::Bf16);
+  const bench::Peak peak = bench::measure_peak(embedder.precision());
   const auto sys = system_info();
   nlohmann::json out = {
       {"side", "C++ libtorch"},

@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < batches; ++i) batched += seconds_of([&] { net->forward(many); });
   const double images_per_s = batch * batches / batched;
 
-  const bench::Peak peak = bench::measure_peak(false);
+  const bench::Peak peak = bench::measure_peak(Precision::Fp32);
   const auto sys = system_info();
   nlohmann::json out = {{"backbone", net->options().name()},
                         {"input", fmt::format("{}x{}x{}", channels, input_size, input_size)},

@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps);
   app.add_option("--warmup", warmup);
   app.add_option("--threads", threads);
-  app.add_option("--precision", precision, "fp32, bf16 or auto")->capture_default_str();
+  app.add_option("--precision", precision, "fp32, bf16, fp16 (CUDA) or auto")
+      ->capture_default_str();
   app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -50,16 +51,11 @@ int main(int argc, char** argv) {
   Learner learner(net, MarginHead(MarginHeadOptions(512, classes)),
                   LossOptions().type(LossType::Focal), {"sgd", 0.01, 0.9, 5e-4}, device);
   learner.precision(parse_precision(precision));
+  learner.channels_last(channels_last);
   learner.train();
-  // On the device already: this measures the step, not the copy (bench_decode measures input).
+  // On the device already: this measures the step, not the copy (bench_loader measures input).
   auto images = torch::randn({batch, channels, input_size, input_size}).to(device);
-  if (channels_last) {
-    torch::NoGradGuard no_grad;
-    for (auto& p : net->parameters()) {
-      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-    }
-    images = images.contiguous(at::MemoryFormat::ChannelsLast);
-  }
+  if (channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
   auto labels = torch::randint(classes, {batch}, torch::kLong).to(device);
   for (int64_t i = 0; i < warmup; ++i) learner.step(images, labels, 0.01, i);
   const auto start = std::chrono::steady_clock::now();
@@ -71,7 +67,7 @@ int main(int argc, char** argv) {
   const double gflop_per_image = 3 * 2 * (macs + 512.0 * classes) / 1e9;
   const double images_per_s = batch * steps / seconds;
   // Each step reads its loss back, so on a GPU the timed steps have finished.
-  const bench::Peak peak = bench::measure_peak(learner.precision() == Precision::Bf16, device);
+  const bench::Peak peak = bench::measure_peak(learner.precision(), device);
   const auto sys = system_info();
   nlohmann::json out = {{"side", "C++ libtorch"},
                         {"backbone", net->options().name()},

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <string>
 
+#include "arcface/names.h"
+
 #ifdef ARCFACE_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
@@ -71,17 +73,21 @@ inline double torch_mm_gflops(int64_t n, at::ScalarType type, c10::Device device
   });
 }
 
-/// The peak for fp32 (`bf16` false) or bf16 work: on the CPU the best of OpenBLAS and oneDNN at
+/// The peak for work in `precision` (resolved): on the CPU the best of OpenBLAS and oneDNN at
 /// 2048 and 4096, on a GPU cuBLAS at 4096 and 8192.
-inline Peak measure_peak(bool bf16, c10::Device device = c10::kCPU) {
+inline Peak measure_peak(Precision precision, c10::Device device = c10::kCPU) {
   Peak peak;
   auto consider = [&](double gflops, const std::string& source) {
     if (gflops > peak.gflops) peak = {gflops, source};
   };
+  const bool bf16 = precision == Precision::Bf16;
   if (device.is_cuda()) {
+    const auto type = bf16                           ? torch::kBFloat16
+                      : precision == Precision::Fp16 ? torch::kHalf
+                                                     : torch::kFloat32;
     for (int64_t n : {4096, 8192}) {
-      consider(torch_mm_gflops(n, bf16 ? torch::kBFloat16 : torch::kFloat32, device),
-               std::string(bf16 ? "cuBLAS bf16 " : "cuBLAS fp32 ") + std::to_string(n));
+      consider(torch_mm_gflops(n, type, device),
+               "cuBLAS " + to_string(precision) + " " + std::to_string(n));
     }
     return peak;
   }

@@ -33,8 +33,10 @@ for net in "iresnet18 112 256" "iresnet50 112 256" "mobilefacenet 112 256"; do
   build-cuda/bench/bench_train --device cuda --backbone "$1" --input-size "$2" \
     --batch-size "$3" --precision bf16 --steps 20 --warmup 3 | tee -a "$out/bench_train.jsonl"
 done
-build-cuda/bench/bench_train --device cuda --backbone iresnet18 --input-size 112 \
-  --batch-size 256 --precision fp16 --steps 20 --warmup 3 | tee -a "$out/bench_train.jsonl"
+for extra in "--precision fp16" "--precision bf16 --channels-last"; do
+  build-cuda/bench/bench_train --device cuda --backbone iresnet18 --input-size 112 \
+    --batch-size 256 $extra --steps 20 --warmup 3 | tee -a "$out/bench_train.jsonl"
+done
 
 # The whole pipeline on the sample: a .rec trained on the GPU, its model judged on the CPU.
 p="$out/pipeline"

@@ -162,7 +162,7 @@ TEST(Config, NamedChoicesComeFromOneTable) {
   }
   EXPECT_EQ(parse_margin_type("cosface"), MarginType::Cos);
   EXPECT_EQ(parse_color("grey"), Color::Gray);
-  EXPECT_EQ(expected_names<Precision>(), "auto, fp32 or bf16");
+  EXPECT_EQ(expected_names<Precision>(), "auto, fp32, bf16 or fp16");
   EXPECT_THROW(parse_name<OptimizerType>("lbfgs"), Error);
   auto message = error_of("training: {optimizer: lbfgs}");
   EXPECT_NE(message.find("config key 'training.optimizer' = lbfgs is invalid: must be sgd or adam"),

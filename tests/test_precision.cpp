@@ -94,5 +94,30 @@ TEST(Precision, Bf16TrainingStepsLearnWithFp32Weights) {
   }
 }
 
+// Free pages go back once the process has grown by the limit over its settled size, and only
+// then; rss_mib() and release_free_memory() themselves work in this process.
+TEST(Memory, GrowthLimitReleasesOnlyPastItsLimit) {
+  double rss = 500;
+  int released = 0;
+  MemoryGrowthLimit limit(
+      100, 3, [&] { return rss; }, [&] { ++released, rss = 520; });
+  EXPECT_FALSE(limit.after_step());
+  rss = 900;  // before settling: not counted
+  EXPECT_FALSE(limit.after_step());
+  rss = 510;
+  EXPECT_FALSE(limit.after_step());  // settled at 510
+  rss = 600;
+  EXPECT_FALSE(limit.after_step());
+  rss = 611;
+  EXPECT_TRUE(limit.after_step());
+  EXPECT_EQ(released, 1);
+  EXPECT_FALSE(limit.after_step());  // back at 520
+  EXPECT_EQ(limit.releases(), 1);
+
+  EXPECT_GT(rss_mib(), 10);
+  EXPECT_LE(rss_mib(), peak_rss_mib() + 1);
+  release_free_memory();
+}
+
 }  // namespace
 }  // namespace arcface

@@ -57,6 +57,9 @@ struct TrainingConfig {
   // Convolutions and matrix products: auto (bf16 where the CPU or GPU has it natively, fp16 on
   // older GPUs), fp32, bf16, fp16 (CUDA, with loss scaling).
   std::string precision = "auto";
+  // Activations and convolution weights in NHWC (channels-last): cuDNN's tensor-core kernels
+  // want it; results equal the default layout's within rounding.
+  bool channels_last = false;
 };
 
 struct DataConfig {

@@ -42,6 +42,10 @@ class Learner {
   /// Scales the loss before backward and skips steps whose gradients overflow (fp16 needs
   /// it; in fp32 it changes nothing but the time). nullopt turns it off.
   void loss_scaling(std::optional<LossScalerOptions> options);
+  /// Convolution weights and each batch in NHWC (channels-last) memory: the layout cuDNN's
+  /// tensor-core kernels run in. The CPU kernels take either.
+  void channels_last(bool on);
+  bool channels_last() const { return channels_last_; }
   /// The scaler in use, or null.
   LossScaler* loss_scaler() { return scaler_ ? &*scaler_ : nullptr; }
 
@@ -75,6 +79,7 @@ class Learner {
   std::optional<DistillOptions> distill_;
   std::shared_ptr<DataParallel> ranks_;
   bool freeze_bn_ = false;
+  bool channels_last_ = false;
   Precision precision_ = Precision::Fp32;
   std::optional<LossScaler> scaler_;
   at::Tensor teacher_centres_;

@@ -53,6 +53,7 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("training.device", c.training.device);
   v("training.threads", c.training.threads);
   v("training.precision", c.training.precision);
+  v("training.channels_last", c.training.channels_last);
   v("data.train_root", c.data.train_root);
   v("data.train_list", c.data.train_list);
   v("data.train_rec", c.data.train_rec);

@@ -52,6 +52,15 @@ void Learner::precision(Precision precision) {
   if (precision_ == Precision::Fp16 && !scaler_) scaler_.emplace();
 }
 
+void Learner::channels_last(bool on) {
+  channels_last_ = on;
+  const auto format = on ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  torch::NoGradGuard no_grad;
+  for (auto& p : backbone_->parameters()) {
+    if (p.dim() == 4) p.set_data(p.data().contiguous(format));
+  }
+}
+
 void Learner::loss_scaling(std::optional<LossScalerOptions> options) {
   if (options) {
     scaler_.emplace(*options);
@@ -89,6 +98,7 @@ Learner::Step Learner::step(const at::Tensor& images, const at::Tensor& labels, 
   torch::manual_seed(seed);
   // From pinned memory the copy overlaps the work already queued on the GPU.
   auto x = images.to(device_, /*non_blocking=*/images.is_pinned());
+  if (channels_last_) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   auto y = labels.to(device_, /*non_blocking=*/labels.is_pinned());
   at::Tensor embeddings;
   {

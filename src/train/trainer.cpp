@@ -362,6 +362,7 @@ class Run {
     make_loader();
     attach_teacher();
     learner_->freeze_batchnorm(tc_.freeze_bn);
+    learner_->channels_last(tc_.channels_last);
     if (ranks_) {
       learner_->data_parallel(ranks_);
       log_->info("Rank 0 of {} (rendezvous {}): {} images per rank and step, {} per global batch",
@@ -638,6 +639,7 @@ class Run {
       ++stats.batches;
       ++global_step_;
       ++steps_this_run_;
+      memory_.after_step();
       if (b % tc_.print_freq == 0) {
         if (progress) progress->clear();
         log_->info("Epoch [{}/{}] Batch [{}/{}] Loss: {:.4f} {}", epoch + 1, tc_.max_epoch, b,
@@ -702,7 +704,8 @@ class Run {
                              {"images_per_s", images_per_s},
                              {"peak_rss_mib", peak_rss_mib()},
                              {"images", loader_->size()},
-                             {"bad_images_skipped", images_.skipped.size()}};
+                             {"bad_images_skipped", images_.skipped.size()},
+                             {"free_memory_releases", memory_.releases()}};
     if (auto* scaler = learner_->loss_scaler()) {
       record["loss_scale"] = scaler->value();
       record["overflow_steps_skipped"] = stats.skipped;
@@ -736,6 +739,12 @@ class Run {
         "Throughput: {:.1f} images/s ({:.1f} GFLOP/s), {:.1f}s waiting for data, peak RSS "
         "{:.0f} MiB",
         images_per_s, images_per_s * 6 * macs_ / 1e9, stats.wait_seconds, peak_rss_mib());
+    if (memory_.releases() > 0) {
+      log_->info(
+          "Free memory handed back to the system {} times so far (the process had grown "
+          "by 1 GiB; now {:.0f} MiB)",
+          memory_.releases(), rss_mib());
+    }
     return record;
   }
 
@@ -829,6 +838,7 @@ class Run {
   double macs_ = 0;
   // Where the run stands.
   int64_t start_epoch_ = 0, first_batch_ = 0, global_step_ = 0, steps_this_run_ = 0;
+  MemoryGrowthLimit memory_;
   EpochStats partial_;
   nlohmann::json best_ = nlohmann::json::object();
   TrainResult result_;

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -83,6 +84,40 @@ Precision resolve_precision(Precision precision, bool cuda) {
   if (precision != Precision::Auto) return precision;
   if (cuda) return cuda_has_native_bf16() ? Precision::Bf16 : Precision::Fp16;
   return cpu_has_native_bf16() ? Precision::Bf16 : Precision::Fp32;
+}
+
+double rss_mib() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
+void release_free_memory() {
+  // jemalloc's "arena.<MALLCTL_ARENAS_ALL>.purge", found at run time like jemalloc_active().
+  using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
+  static const auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
+  if (mallctl) mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+}
+
+MemoryGrowthLimit::MemoryGrowthLimit(double limit_mib, int64_t settle_steps,
+                                     std::function<double()> rss, std::function<void()> release)
+    : limit_mib_(limit_mib),
+      settle_steps_(settle_steps),
+      rss_(std::move(rss)),
+      release_(std::move(release)) {}
+
+bool MemoryGrowthLimit::after_step() {
+  if (++steps_ < settle_steps_) return false;
+  const double now = rss_();
+  if (steps_ == settle_steps_) {
+    baseline_mib_ = now;
+    return false;
+  }
+  if (now < baseline_mib_ + limit_mib_) return false;
+  release_();
+  ++releases_;
+  return true;
 }
 
 double peak_rss_mib() {

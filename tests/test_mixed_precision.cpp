@@ -1,5 +1,6 @@
 // Loss scaling, fp16's companion, checked in fp32 on the CPU: with a power-of-two scale a
-// scaled step is the unscaled step, and an overflowing one changes nothing but the scale.
+// scaled step is the unscaled step, and an overflowing one changes nothing but the scale. And
+// channels-last, cuDNN's layout, which must not change what is learnt.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -81,6 +82,32 @@ TEST(LossScaling, AnOverflowSkipsTheStepAndHalvesTheScale) {
   EXPECT_LT(skipped, 60) << "never recovered";
   EXPECT_GT(largest_difference(before, weights(learner)), 0);
   EXPECT_EQ(learner.loss_scaler()->value(), std::ldexp(1.0, 127 - skipped));
+}
+
+// NHWC is a layout, not a model: the same step gives the same loss and the same gradient (up
+// to the rounding of other kernels, which deep BatchNorm stacks amplify to a few 1e-3 in the
+// first layers), and the convolution weights stay NHWC through the update.
+TEST(ChannelsLast, AStepEqualsTheDefaultLayout) {
+  torch::manual_seed(3);
+  const Inputs batch;
+  auto plain = small_learner();
+  auto nhwc = small_learner();
+  nhwc.channels_last(true);
+  const auto a = plain.step(batch.images, batch.labels, 0.1, 0);
+  const auto b = nhwc.step(batch.images, batch.labels, 0.1, 0);
+  EXPECT_NEAR(a.loss, b.loss, 1e-5 * std::abs(a.loss));
+  std::vector<at::Tensor> ga, gb;
+  const auto pa = plain.backbone()->parameters(), pb = nhwc.backbone()->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) {
+    ga.push_back(pa[i].grad().flatten());
+    gb.push_back(pb[i].grad().flatten());
+    if (pb[i].dim() == 4 && pb[i].size(2) > 1) {
+      EXPECT_TRUE(pb[i].is_contiguous(at::MemoryFormat::ChannelsLast)) << pb[i].sizes();
+    }
+  }
+  const auto x = torch::cat(ga), y = torch::cat(gb);
+  EXPECT_GT(torch::cosine_similarity(x, y, 0).item<double>(), 0.9999);
+  EXPECT_NEAR(y.norm().item<double>() / x.norm().item<double>(), 1.0, 1e-3);
 }
 
 TEST(LossScaling, GrowsAfterCleanStepsAndKeepsItsState) {
