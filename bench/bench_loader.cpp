@@ -54,6 +54,9 @@ int main(int argc, char** argv) {
       o.random_flip = flip;
       o.progress = false;
       arcface::Loader loader(source, labels, pre, o);
+      if (loader.batches_per_epoch() == 0) {
+        throw std::runtime_error("fewer images than one batch: lower --batch-size");
+      }
       loader.start_epoch(0);
       loader.next();  // the workers are running
       int64_t images = 0;

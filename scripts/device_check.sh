@@ -42,11 +42,12 @@ done
 p="$out/pipeline"
 mkdir -p "$p"
 build-cuda/arcface select --root data/sample/train --classes 24 --max-per-class 12 \
-  --out "$p/train_list.txt" >"$p/log.txt" 2>&1
+  --out "$p/train_list.txt" >"$p/log.txt" 2>&1 || { tail -5 "$p/log.txt"; exit 1; }
 build-cuda/arcface pack --root data/sample/train --list "$p/train_list.txt" \
-  --out "$p/train.rec" >>"$p/log.txt" 2>&1
-build-cuda/bench/bench_loader --rec "$p/train.rec" --size 112 --batch-size 256 \
-  --workers 1,2,4,8 --batches 40 | tee "$out/bench_loader.txt"
+  --out "$p/train.rec" >>"$p/log.txt" 2>&1 || { tail -5 "$p/log.txt"; exit 1; }
+# Batches of 32: the 283 images make 8 a epoch, enough for several workers at once.
+build-cuda/bench/bench_loader --rec "$p/train.rec" --size 112 --batch-size 32 \
+  --workers 1,2,4,8 --batches 200 | tee "$out/bench_loader.txt"
 for precision in auto fp16; do
   build-cuda/arcface train --config config/demo.yaml --no-progress --set training.device=cuda \
     --set training.precision=$precision --set data.train_rec="$p/train.rec" \
@@ -55,6 +56,6 @@ for precision in auto fp16; do
     { tail -20 "$p/log.txt"; exit 1; }
   build-cuda/arcface eval --model "$p/$precision/last.pt" --device cpu --root data/sample/lfw \
     --pairs data/sample/pairs.txt --out "$p/$precision-eval" --no-progress 2>&1 |
-    tee -a "$p/log.txt" | grep -E '10-fold|AUC'
+    tee -a "$p/log.txt" | grep -E '10-fold|AUC|error' || echo "eval of $precision failed"
 done
 grep -h 'device cuda\|Loss scale\|Throughput' "$p/log.txt"

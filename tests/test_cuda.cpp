@@ -10,6 +10,7 @@
 #include "arcface/loader.h"
 #include "arcface/system.h"
 #include "test_util.h"
+#include "util/autocast.h"
 
 namespace arcface {
 namespace {
@@ -102,6 +103,10 @@ TEST(Cuda, Fp16TrainingStepsLowerTheLoss) {
   EXPECT_LT(skipped, 10);
   EXPECT_LT(last, 0.5 * first) << "first " << first << ", last " << last;
   for (const auto& p : learner.backbone()->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
+  // fp16 really ran: the network computes in half under the step's guard.
+  torch::NoGradGuard no_grad;
+  AutocastGuard autocast(learner.precision(), torch::kCUDA);
+  EXPECT_EQ(learner.backbone()->forward(images.to(torch::kCUDA)).scalar_type(), torch::kHalf);
 }
 
 // Batches for a GPU come in page-locked memory, so their copies overlap the computation.

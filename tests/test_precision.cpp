@@ -95,12 +95,18 @@ TEST(Precision, Bf16TrainingStepsLearnWithFp32Weights) {
 }
 
 // Free pages go back once the process has grown by the limit over its settled size, and only
-// then; rss_mib() and release_free_memory() themselves work in this process.
+// then; memory a release cannot return becomes the base. rss_mib() and release_free_memory()
+// themselves work in this process.
 TEST(Memory, GrowthLimitReleasesOnlyPastItsLimit) {
-  double rss = 500;
+  double rss = 500, after_release = 520;
   int released = 0;
   MemoryGrowthLimit limit(
-      100, 3, [&] { return rss; }, [&] { ++released, rss = 520; });
+      100, 3, [&] { return rss; },
+      [&] {
+        ++released;
+        rss = after_release;
+        return true;
+      });
   EXPECT_FALSE(limit.after_step());
   rss = 900;  // before settling: not counted
   EXPECT_FALSE(limit.after_step());
@@ -113,10 +119,18 @@ TEST(Memory, GrowthLimitReleasesOnlyPastItsLimit) {
   EXPECT_EQ(released, 1);
   EXPECT_FALSE(limit.after_step());  // back at 520
   EXPECT_EQ(limit.releases(), 1);
+  // Memory in real use: a release frees little, and the next comes only 100 MiB above it.
+  rss = 700, after_release = 690;
+  EXPECT_TRUE(limit.after_step());
+  rss = 780;
+  EXPECT_FALSE(limit.after_step());
+  rss = 791;
+  EXPECT_TRUE(limit.after_step());
+  EXPECT_EQ(released, 3);
 
   EXPECT_GT(rss_mib(), 10);
   EXPECT_LE(rss_mib(), peak_rss_mib() + 1);
-  release_free_memory();
+  EXPECT_EQ(release_free_memory(), system_info().allocator == "jemalloc");
 }
 
 }  // namespace

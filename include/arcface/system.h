@@ -42,19 +42,21 @@ double rss_mib();
 
 /// Hands the allocator's free pages back to the system. Our programs set jemalloc to keep
 /// freed pages, so that training steps do not page-fault on every tensor; under glibc this
-/// does nothing.
-void release_free_memory();
+/// does nothing and returns false.
+bool release_free_memory();
 
 /// Bounds what kept free pages can cost. With some networks (InceptionResnetV1 in bf16)
 /// jemalloc's free extents fragment and a process that keeps them grows by megabytes a step
 /// (23 GiB after 1.3 epochs of the grown set). Called after every step: once the process has
 /// grown `limit_mib` beyond what it held after `settle_steps` steps, the free pages go back
-/// (a step's worth of page faults, then kept again). Networks that do not fragment never pay.
+/// (a step's worth of page faults, then kept again) and what remains becomes the new base, so
+/// memory in real use is not purged for again every step. Networks that do not fragment never
+/// pay.
 class MemoryGrowthLimit {
  public:
   explicit MemoryGrowthLimit(double limit_mib = 1024, int64_t settle_steps = 20,
                              std::function<double()> rss = rss_mib,
-                             std::function<void()> release = release_free_memory);
+                             std::function<bool()> release = release_free_memory);
   /// True when this step released memory.
   bool after_step();
   int64_t releases() const { return releases_; }
@@ -64,7 +66,7 @@ class MemoryGrowthLimit {
   int64_t settle_steps_, steps_ = 0, releases_ = 0;
   double baseline_mib_ = 0;
   std::function<double()> rss_;
-  std::function<void()> release_;
+  std::function<bool()> release_;
 };
 
 }  // namespace arcface

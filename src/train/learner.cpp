@@ -96,10 +96,12 @@ Learner::Step Learner::step(const at::Tensor& images, const at::Tensor& labels, 
                             uint64_t seed, const at::Tensor& teacher) {
   set_learning_rate(*optimizer_, lr);
   torch::manual_seed(seed);
-  // From pinned memory the copy overlaps the work already queued on the GPU.
-  auto x = images.to(device_, /*non_blocking=*/images.is_pinned());
+  // Page-locked batches go to the GPU by DMA, without a staging copy; is_pinned() is asked
+  // only then, as it would start CUDA on a CPU run of a CUDA libtorch.
+  const bool pinned = device_.is_cuda() && images.is_pinned();
+  auto x = images.to(device_, /*non_blocking=*/pinned);
   if (channels_last_) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-  auto y = labels.to(device_, /*non_blocking=*/labels.is_pinned());
+  auto y = labels.to(device_, /*non_blocking=*/pinned && labels.is_pinned());
   at::Tensor embeddings;
   {
     AutocastGuard autocast(precision_, device_);
@@ -147,6 +149,7 @@ Learner::Step Learner::step(const at::Tensor& images, const at::Tensor& labels, 
     result.distill_loss = sums[1] / ranks_->world_size();
     if (!std::isfinite(result.loss)) return result;
   }
+  if (logits.defined()) result.correct = (logits.argmax(1) == y).sum().item<int64_t>();
   if (scaler_) {
     // After the all-reduce every rank holds the same gradients, so all of them skip together.
     std::vector<at::Tensor> parameters;
@@ -161,7 +164,6 @@ Learner::Step Learner::step(const at::Tensor& images, const at::Tensor& labels, 
     }
   }
   optimizer_->step();
-  if (logits.defined()) result.correct = (logits.argmax(1) == y).sum().item<int64_t>();
   return result;
 }
 

@@ -40,7 +40,7 @@ void LossScaler::update(bool finite) {
     clean_steps_ = 0;
     return;
   }
-  if (++clean_steps_ == options_.growth_interval) {
+  if (++clean_steps_ >= options_.growth_interval) {
     scale_ *= options_.growth_factor;
     clean_steps_ = 0;
   }
@@ -51,10 +51,16 @@ nlohmann::json LossScaler::state() const {
 }
 
 void LossScaler::load_state(const nlohmann::json& state) {
-  const double scale = state.at("scale").get<double>();
-  if (!(scale > 0)) throw Error(fmt::format("loss scale {} in a checkpoint: must be > 0", scale));
+  const double scale = state.value("scale", 0.0);
+  const int64_t clean = state.value("clean_steps", int64_t{-1});
+  if (!(scale > 0) || clean < 0) {
+    throw Error(
+        fmt::format("loss scale state {} in a checkpoint: needs scale > 0 and "
+                    "clean_steps >= 0",
+                    state.dump()));
+  }
   scale_ = scale;
-  clean_steps_ = state.at("clean_steps").get<int64_t>();
+  clean_steps_ = clean;
 }
 
 }  // namespace arcface

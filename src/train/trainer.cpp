@@ -626,8 +626,11 @@ class Run {
         throw Error(
             fmt::format("training stopped: the loss became {} at epoch {} batch {} (lr "
                         "{:g}); the last good checkpoint is kept in '{}'. Lower "
-                        "training.lr or check the data.",
-                        step.loss, epoch + 1, b, lr, dir_.string()));
+                        "training.lr or check the data{}.",
+                        step.loss, epoch + 1, b, lr, dir_.string(),
+                        learner_->precision() == Precision::Fp16
+                            ? " (in fp16 activations above 65504 overflow: try bf16 or fp32)"
+                            : ""));
       }
       const int64_t n = batch->images.size(0);
       stats.loss_sum += step.loss * n;

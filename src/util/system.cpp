@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -93,15 +94,15 @@ double rss_mib() {
   return resident * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
 }
 
-void release_free_memory() {
+bool release_free_memory() {
   // jemalloc's "arena.<MALLCTL_ARENAS_ALL>.purge", found at run time like jemalloc_active().
   using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
   static const auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
-  if (mallctl) mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+  return mallctl && mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0) == 0;
 }
 
 MemoryGrowthLimit::MemoryGrowthLimit(double limit_mib, int64_t settle_steps,
-                                     std::function<double()> rss, std::function<void()> release)
+                                     std::function<double()> rss, std::function<bool()> release)
     : limit_mib_(limit_mib),
       settle_steps_(settle_steps),
       rss_(std::move(rss)),
@@ -115,9 +116,10 @@ bool MemoryGrowthLimit::after_step() {
     return false;
   }
   if (now < baseline_mib_ + limit_mib_) return false;
-  release_();
-  ++releases_;
-  return true;
+  const bool released = release_();
+  releases_ += released;
+  baseline_mib_ = std::max(baseline_mib_, rss_());
+  return released;
 }
 
 double peak_rss_mib() {
