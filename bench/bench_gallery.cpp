@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <iostream>
 #include <random>
 #include <sstream>
@@ -23,14 +22,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-// The current resident set, in MiB, from /proc.
-double rss_mib() {
-  std::ifstream in("/proc/self/statm");
-  long pages = 0, resident = 0;
-  in >> pages >> resident;
-  return resident * 4096.0 / (1 << 20);
 }
 
 std::vector<float> unit(std::mt19937& rng, int dim) {
