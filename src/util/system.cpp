@@ -39,10 +39,14 @@ std::string cpuinfo_field(const std::string& name) {
   return "";
 }
 
-bool jemalloc_active() {
-  // jemalloc exports mallctl; glibc does not.
-  return dlsym(RTLD_DEFAULT, "mallctl") != nullptr;
+// jemalloc's control function, or null under glibc (jemalloc exports mallctl; glibc does not).
+using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
+Mallctl mallctl_function() {
+  static const auto f = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
+  return f;
 }
+
+bool jemalloc_active() { return mallctl_function() != nullptr; }
 
 }  // namespace
 
@@ -95,9 +99,8 @@ double rss_mib() {
 }
 
 bool release_free_memory() {
-  // jemalloc's "arena.<MALLCTL_ARENAS_ALL>.purge", found at run time like jemalloc_active().
-  using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
-  static const auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
+  // jemalloc's "arena.<MALLCTL_ARENAS_ALL>.purge".
+  const auto mallctl = mallctl_function();
   return mallctl && mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0) == 0;
 }
 
