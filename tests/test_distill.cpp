@@ -1,5 +1,6 @@
 #include <torch/torch.h>
 
+#include <chrono>
 #include <fstream>
 
 #include "arcface/checkpoint.h"
@@ -160,6 +161,22 @@ TEST(Distill, TeacherTargetsComeFromTheCheckpointAndAreCached) {
   EXPECT_TRUE(torch::equal(third.embeddings, fourth.embeddings));
   EXPECT_NE(teacher_targets(model, other, source, eo, "cpu", cache).description.find("cached"),
             std::string::npos);
+
+  // The teacher copied elsewhere with a new time stamp keeps the cache; other weights do not.
+  const auto copy = dir / "copy.pt";
+  fs::copy_file(model, copy);
+  fs::last_write_time(copy, fs::last_write_time(model) + std::chrono::hours(1));
+  EXPECT_NE(teacher_targets(copy, other, source, eo, "cpu", cache).description.find("cached"),
+            std::string::npos);
+  Checkpoint edited = load_checkpoint(model);
+  {
+    torch::NoGradGuard no_grad;
+    edited.backbone_state.front().second.mul_(0.5);
+  }
+  save_checkpoint(edited, dir / "edited.pt");
+  const auto fifth = teacher_targets(dir / "edited.pt", other, source, eo, "cpu", cache);
+  EXPECT_EQ(fifth.description.find("cached"), std::string::npos);
+  EXPECT_FALSE(torch::equal(fourth.embeddings, fifth.embeddings));
 }
 
 TEST(Distill, MissingTeacherIsNamed) {

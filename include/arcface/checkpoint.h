@@ -68,4 +68,8 @@ void save_state_dict(const StateDict& state, const fs::path& path);
 /// Writes text atomically (temporary file, then rename).
 void write_file_atomic(const fs::path& path, const std::string& text);
 
+/// FNV-1a 64 of a file's bytes, as 16 hex digits: names a model by its content, whatever its
+/// path or time stamp.
+std::string file_hash(const fs::path& path);
+
 }  // namespace arcface

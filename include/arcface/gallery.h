@@ -33,9 +33,6 @@ struct GalleryModel {
   static GalleryModel from_json(const nlohmann::json& j);
 };
 
-/// FNV-1a 64 of a file's bytes, as 16 hex digits.
-std::string file_hash(const fs::path& path);
-
 struct Subject {
   int64_t id = 0;
   std::string name;

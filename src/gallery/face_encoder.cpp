@@ -8,6 +8,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "arcface/align.h"
+#include "arcface/checkpoint.h"
 #include "arcface/error.h"
 #include "arcface/image_cv.h"
 

@@ -46,20 +46,6 @@ GalleryModel GalleryModel::from_json(const nlohmann::json& j) {
   return m;
 }
 
-std::string file_hash(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("cannot read model '{}'", path.string()));
-  uint64_t h = 1469598103934665603ULL;
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    for (std::streamsize i = 0; i < in.gcount(); ++i) {
-      h = (h ^ static_cast<uint8_t>(buffer[i])) * 1099511628211ULL;
-    }
-  }
-  return fmt::format("{:016x}", h);
-}
-
 namespace {
 
 std::string now_utc() {

@@ -167,6 +167,20 @@ void write_file_atomic(const fs::path& path, const std::string& text) {
   fs::rename(tmp, path);
 }
 
+std::string file_hash(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("cannot read '{}'", path.string()));
+  uint64_t h = 1469598103934665603ULL;
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      h = (h ^ static_cast<uint8_t>(buffer[i])) * 1099511628211ULL;
+    }
+  }
+  return fmt::format("{:016x}", h);
+}
+
 void save_state_dict(const StateDict& state, const fs::path& path) {
   const auto bytes = torch::pickle_save(tensor_dict(state));
   write_file_atomic(path, std::string(bytes.begin(), bytes.end()));

@@ -17,16 +17,15 @@ namespace arcface {
 
 namespace {
 
-// What the cached targets were made from: the same teacher file (by size and time), fed the
-// same way, and the same images in the same order, seen the same way.
+// What the cached targets were made from: the same teacher (by its bytes: a copied or
+// re-extracted file keeps its cache, an edited one loses it), fed the same way, and the same
+// images in the same order, seen the same way.
 nlohmann::json cache_key(const fs::path& teacher, const ForeignModel& foreign,
                          const ImageSource& source, FlipMode flip, Precision precision) {
   std::hash<std::string> hash;
   size_t names = 0;
   for (const auto& n : source.names) names = names * 31 + hash(n);
-  return {{"teacher", fs::absolute(teacher).string()},
-          {"teacher_bytes", fs::file_size(teacher)},
-          {"teacher_mtime", fs::last_write_time(teacher).time_since_epoch().count()},
+  return {{"teacher_hash", file_hash(teacher)},
           {"teacher_input", foreign.preprocess.to_json()},
           {"teacher_backbone", foreign.backbone},
           {"root", fs::absolute(source.root).string()},
