@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "arcface/dataset.h"
@@ -83,6 +84,64 @@ TEST(Select, SourcesMakeOneLabelSpace) {
   }
   o.sources.push_back("no-such-source");
   EXPECT_THROW(select_balanced(o), Error);
+}
+
+// The grown training set without the images its README marks as probably mislabelled.
+TEST(Select, SuspectImagesOfTheTrainingSetAreLeftOut) {
+  REQUIRE_SHARED_DATA();
+  SelectOptions o;
+  o.root = test::shared_data() / "train";
+  o.sources = {"celeba-align-112", "celeba-nikhil4902-align-112", "celeba-test-align-112"};
+  o.min_images = 1;
+  o.classes = 0;
+  o.max_per_class = 0;
+  o.exclude = o.root / "suspect_images.tsv";
+  const auto r = select_balanced(o);
+  EXPECT_EQ(r.excluded, 455);
+  EXPECT_EQ(r.samples.size(), 31547u - 455u);
+  EXPECT_EQ(r.selected, 1418);  // three people had no other images
+}
+
+TEST(Select, ExcludedImagesAreLeftOutBeforeCounting) {
+  SelectOptions o;
+  o.root = sample_dir() / "train";
+  o.min_images = 1;
+  o.classes = 0;
+  o.max_per_class = 0;
+  const auto all = select_balanced(o);
+  std::map<int64_t, std::vector<std::string>> images;
+  for (const auto& s : all.samples) images[s.label].push_back(s.path);
+  // All of one person's images (as a TSV) and one of another's (space-separated).
+  const auto& gone = images.at(0);
+  const auto& one = images.at(1).front();
+  const auto dir = test::temp_dir("select_exclude");
+  o.exclude = dir / "exclude.tsv";
+  {
+    std::ofstream out(o.exclude);
+    out << "path\tcosine\n# probably mislabelled\n\n";
+    for (const auto& path : gone) out << path << "\t0.1\n";
+    out << one << " 0.2\n";
+  }
+  const auto r = select_balanced(o);
+  EXPECT_EQ(r.excluded, static_cast<int64_t>(gone.size()) + 1);
+  EXPECT_EQ(r.selected, all.selected - 1);
+  EXPECT_EQ(r.samples.size(), all.samples.size() - gone.size() - 1);
+  for (const auto& s : r.samples) {
+    ASSERT_NE(s.path, one);
+    ASSERT_EQ(std::find(gone.begin(), gone.end(), s.path), gone.end()) << s.path;
+  }
+
+  // A line naming no image is an error that names the file and the line.
+  const auto line = gone.size() + 5;
+  { std::ofstream(o.exclude, std::ios::app) << "Nobody/Nobody_0001.jpg\t0.1\n"; }
+  try {
+    select_balanced(o);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("exclude.tsv:" + std::to_string(line)), std::string::npos) << what;
+    EXPECT_NE(what.find("Nobody/Nobody_0001.jpg"), std::string::npos) << what;
+  }
 }
 
 TEST(Select, CapsShufflesAndLabelsTheSample) {

@@ -42,6 +42,9 @@ void add_select(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--seed", args->options.seed, "random seed for sampling and shuffling")
       ->capture_default_str();
+  cmd->add_option("--exclude", args->options.exclude,
+                  "file of images to leave out, one per line in its first field (e.g. the "
+                  "training set's suspect_images.tsv)");
   cmd->add_option("--out", args->out, "train list to write")->capture_default_str();
   cmd->callback([args] {
     auto& o = args->options;
@@ -53,6 +56,9 @@ void add_select(CLI::App& app) {
                                ? select_balanced(o)
                                : select_balanced(record_people(*RecordFile::open(args->rec)), o);
     fmt::print("      Total persons: {}\n", r.total_persons);
+    if (!o.exclude.empty()) {
+      fmt::print("      Images left out ({}): {}\n", o.exclude.string(), r.excluded);
+    }
     fmt::print("      Qualified persons (>={} images): {}\n", o.min_images, r.qualified);
     fmt::print("[2/5] Selecting classes ({} order)\n", args->order);
     fmt::print("      Selected classes: {}\n", r.selected);

@@ -71,13 +71,19 @@ struct SelectOptions {
   int64_t max_per_class = 20;  // 0: no cap
   SelectOrder order = SelectOrder::Name;
   uint64_t seed = 42;
+  /// Images to leave out before anything is counted: a file naming one image per line (relative
+  /// to `root`, or a record name) in its first field, tab- or space-separated; blank lines,
+  /// `#` comments and a first line `path ...` (a TSV header) are skipped. A line naming no
+  /// image is an error.
+  fs::path exclude;
 };
 
 struct SelectResult {
   int64_t total_persons = 0;
   int64_t qualified = 0;
   int64_t selected = 0;
-  int64_t at_cap = 0;  // selected people who end with exactly max_per_class images
+  int64_t at_cap = 0;    // selected people who end with exactly max_per_class images
+  int64_t excluded = 0;  // images left out by SelectOptions::exclude
   std::vector<std::string> class_names;  // label i is class_names[i]
   std::vector<Sample> samples;           // shuffled
 };

@@ -1,5 +1,8 @@
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
+#include <set>
+#include <sstream>
 
 #include <spdlog/fmt/fmt.h>
 
@@ -26,6 +29,37 @@ std::vector<Identity> scan_people(const SelectOptions& options) {
   return people;
 }
 
+// The images named by `options.exclude`; each must be one of `people`'s or, with a root, a file
+// under it (a person of another source is no mistake).
+std::set<std::string> read_exclusions(const SelectOptions& options,
+                                      const std::vector<Identity>& people) {
+  std::ifstream in(options.exclude);
+  if (!in) throw Error(fmt::format("select: cannot read '{}'", options.exclude.string()));
+  std::set<std::string> known;
+  for (const auto& person : people) known.insert(person.images.begin(), person.images.end());
+  std::set<std::string> excluded;
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    // A tab separates fields that may hold spaces; without one, the first word.
+    std::string path;
+    const auto tab = line.find('\t');
+    if (tab != std::string::npos) {
+      path = line.substr(0, tab);
+    } else {
+      std::istringstream(line) >> path;
+    }
+    if (path.empty() || path[0] == '#' || (n == 1 && path == "path")) continue;
+    if (!known.count(path) && (options.root.empty() || !fs::is_regular_file(options.root / path))) {
+      throw Error(fmt::format("{}:{}: '{}' is no image {}", options.exclude.string(), n, path,
+                              options.root.empty() ? std::string("of the records")
+                                                   : "under '" + options.root.string() + "'"));
+    }
+    excluded.insert(path);
+  }
+  return excluded;
+}
+
 }  // namespace
 
 SelectResult select_balanced(const SelectOptions& options) {
@@ -40,6 +74,17 @@ SelectResult select_balanced(std::vector<Identity> people, const SelectOptions& 
   }
   SelectResult result;
   result.total_persons = static_cast<int64_t>(people.size());
+  if (!options.exclude.empty()) {
+    const auto excluded = read_exclusions(options, people);
+    for (auto& person : people) {
+      const auto before = person.images.size();
+      auto& images = person.images;
+      images.erase(std::remove_if(images.begin(), images.end(),
+                                  [&](const std::string& image) { return excluded.count(image); }),
+                   images.end());
+      result.excluded += static_cast<int64_t>(before - person.images.size());
+    }
+  }
 
   std::vector<Identity> qualified;
   for (auto& person : people) {
