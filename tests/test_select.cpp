@@ -100,6 +100,11 @@ TEST(Select, SuspectImagesOfTheTrainingSetAreLeftOut) {
   EXPECT_EQ(r.excluded, 455);
   EXPECT_EQ(r.samples.size(), 31547u - 455u);
   EXPECT_EQ(r.selected, 1418);  // three people had no other images
+  // The same list serves a selection of two of the folders.
+  o.sources.pop_back();
+  const auto two = select_balanced(o);
+  EXPECT_EQ(two.excluded, 281);
+  EXPECT_EQ(two.samples.size(), 17382u - 281u);
 }
 
 TEST(Select, ExcludedImagesAreLeftOutBeforeCounting) {
@@ -119,8 +124,8 @@ TEST(Select, ExcludedImagesAreLeftOutBeforeCounting) {
   {
     std::ofstream out(o.exclude);
     out << "path\tcosine\n# probably mislabelled\n\n";
-    for (const auto& path : gone) out << path << "\t0.1\n";
-    out << one << " 0.2\n";
+    for (const auto& path : gone) out << path << "\t0.1\r\n";
+    out << "  " << one << " 0.2\n";
   }
   const auto r = select_balanced(o);
   EXPECT_EQ(r.excluded, static_cast<int64_t>(gone.size()) + 1);
@@ -131,16 +136,22 @@ TEST(Select, ExcludedImagesAreLeftOutBeforeCounting) {
     ASSERT_EQ(std::find(gone.begin(), gone.end(), s.path), gone.end()) << s.path;
   }
 
-  // A line naming no image is an error that names the file and the line.
-  const auto line = gone.size() + 5;
-  { std::ofstream(o.exclude, std::ios::app) << "Nobody/Nobody_0001.jpg\t0.1\n"; }
-  try {
-    select_balanced(o);
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("exclude.tsv:" + std::to_string(line)), std::string::npos) << what;
-    EXPECT_NE(what.find("Nobody/Nobody_0001.jpg"), std::string::npos) << what;
+  // A line naming none of the images, even a file under the root spelt another way, is an error
+  // that names the file and the line.
+  const auto line = std::to_string(gone.size() + 5);
+  for (const std::string& bad : std::vector<std::string>{"Nobody/Nobody_0001.jpg", "./" + one}) {
+    auto wrong = o;
+    wrong.exclude = dir / "wrong.tsv";
+    fs::copy_file(o.exclude, wrong.exclude, fs::copy_options::overwrite_existing);
+    { std::ofstream(wrong.exclude, std::ios::app) << bad << "\t0.1\n"; }
+    try {
+      select_balanced(wrong);
+      FAIL() << "no error for " << bad;
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("wrong.tsv:" + line + ":"), std::string::npos) << what;
+      EXPECT_NE(what.find(bad), std::string::npos) << what;
+    }
   }
 }
 

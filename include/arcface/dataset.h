@@ -71,10 +71,10 @@ struct SelectOptions {
   int64_t max_per_class = 20;  // 0: no cap
   SelectOrder order = SelectOrder::Name;
   uint64_t seed = 42;
-  /// Images to leave out before anything is counted: a file naming one image per line (relative
-  /// to `root`, or a record name) in its first field, tab- or space-separated; blank lines,
-  /// `#` comments and a first line `path ...` (a TSV header) are skipped. A line naming no
-  /// image is an error.
+  /// Images to leave out before people are qualified: a file naming one image per line
+  /// (relative to `root`, or a record name) in its first field, tab- or space-separated;
+  /// blank lines, `#` comments and a first line whose first field is `path` (a TSV header) are
+  /// skipped. A line naming none of the images (nor one of another source) is an error.
   fs::path exclude;
 };
 

@@ -29,8 +29,17 @@ std::vector<Identity> scan_people(const SelectOptions& options) {
   return people;
 }
 
-// The images named by `options.exclude`; each must be one of `people`'s or, with a root, a file
-// under it (a person of another source is no mistake).
+// An image of another source under the same root: one exclusion list may serve several
+// selections (the training set's covers all its folders).
+bool in_other_source(const SelectOptions& options, const std::string& path) {
+  if (options.sources.empty()) return false;
+  const auto source = path.substr(0, path.find('/'));
+  return std::find(options.sources.begin(), options.sources.end(), source) ==
+             options.sources.end() &&
+         fs::is_regular_file(options.root / path);
+}
+
+// The images named by `options.exclude`; each must be one of `people`'s or of another source.
 std::set<std::string> read_exclusions(const SelectOptions& options,
                                       const std::vector<Identity>& people) {
   std::ifstream in(options.exclude);
@@ -41,6 +50,7 @@ std::set<std::string> read_exclusions(const SelectOptions& options,
   std::string line;
   for (int64_t n = 1; std::getline(in, line); ++n) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    line.erase(0, line.find_first_not_of(" \t"));
     // A tab separates fields that may hold spaces; without one, the first word.
     std::string path;
     const auto tab = line.find('\t');
@@ -50,10 +60,11 @@ std::set<std::string> read_exclusions(const SelectOptions& options,
       std::istringstream(line) >> path;
     }
     if (path.empty() || path[0] == '#' || (n == 1 && path == "path")) continue;
-    if (!known.count(path) && (options.root.empty() || !fs::is_regular_file(options.root / path))) {
-      throw Error(fmt::format("{}:{}: '{}' is no image {}", options.exclude.string(), n, path,
-                              options.root.empty() ? std::string("of the records")
-                                                   : "under '" + options.root.string() + "'"));
+    if (!known.count(path) && !in_other_source(options, path)) {
+      throw Error(fmt::format(
+          "{}:{}: '{}' is none of the images to select from{}", options.exclude.string(), n, path,
+          options.root.empty() ? std::string()
+                               : " (paths relative to '" + options.root.string() + "')"));
     }
     excluded.insert(path);
   }
@@ -77,12 +88,12 @@ SelectResult select_balanced(std::vector<Identity> people, const SelectOptions& 
   if (!options.exclude.empty()) {
     const auto excluded = read_exclusions(options, people);
     for (auto& person : people) {
-      const auto before = person.images.size();
       auto& images = person.images;
+      const auto before = images.size();
       images.erase(std::remove_if(images.begin(), images.end(),
                                   [&](const std::string& image) { return excluded.count(image); }),
                    images.end());
-      result.excluded += static_cast<int64_t>(before - person.images.size());
+      result.excluded += static_cast<int64_t>(before - images.size());
     }
   }
 

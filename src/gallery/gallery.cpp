@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
-#include <fstream>
 #include <map>
 #include <unordered_map>
 
