@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "arcface/checkpoint.h"
@@ -355,6 +356,7 @@ TEST(Train, InterruptSignalSavesAResumableCheckpoint) {
   if (pid == 0) {
     const std::string config_path = (dir / "config.yaml").string();
     freopen((dir / "out.txt").c_str(), "w", stdout);
+    freopen((dir / "err.txt").c_str(), "w", stderr);
     execl(ARCFACE_BINARY, ARCFACE_BINARY, "train", "--config", config_path.c_str(), "--no-progress",
           static_cast<char*>(nullptr));
     _exit(127);
@@ -369,6 +371,10 @@ TEST(Train, InterruptSignalSavesAResumableCheckpoint) {
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 130);
+  // The signal is answered at once, though the stop waits for the step.
+  std::stringstream err;
+  err << std::ifstream(dir / "err.txt").rdbuf();
+  EXPECT_NE(err.str().find("Stopping after the next step"), std::string::npos) << err.str();
   const auto ck = load_checkpoint(dir / "last.pt");
   EXPECT_GE(ck.epoch, 1);
   EXPECT_LT(ck.epoch, 50);

@@ -13,9 +13,15 @@ namespace arcface::cli {
 
 namespace {
 void on_signal(int signal) {
-  // The first signal asks for a checkpoint and a clean stop; a second one ends at once.
+  // The first signal asks for a checkpoint and a clean stop; a second one ends at once. Said
+  // with write(), the one way to print from a signal handler: a long teacher pass or
+  // validation may come before the next step.
   request_training_stop();
   std::signal(signal, SIG_DFL);
+  static constexpr char kMessage[] =
+      "\nStopping after the next step with a resumable checkpoint; a second signal stops at "
+      "once\n";
+  [[maybe_unused]] const auto written = write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
 }
 
 struct TrainArgs {
