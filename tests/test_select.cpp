@@ -13,6 +13,16 @@ namespace {
 using test::lfw_root;
 using test::sample_dir;
 
+// Every image of every person below `root`.
+SelectOptions everything(const fs::path& root) {
+  SelectOptions o;
+  o.root = root;
+  o.min_images = 1;
+  o.classes = 0;
+  o.max_per_class = 0;
+  return o;
+}
+
 TEST(Select, SeedCountsOnRealLfwInNameOrder) {
   REQUIRE_SHARED_DATA();
   SelectOptions o;
@@ -66,12 +76,8 @@ TEST(Select, RandomOrderDrawsNestedSubsets) {
 // The disjoint training set: two source trees, one label space, everything taken.
 TEST(Select, SourcesMakeOneLabelSpace) {
   REQUIRE_SHARED_DATA();
-  SelectOptions o;
-  o.root = test::shared_data() / "train";
+  auto o = everything(test::shared_data() / "train");
   o.sources = {"celeba-align-112", "celeba-nikhil4902-align-112"};
-  o.min_images = 1;
-  o.classes = 0;
-  o.max_per_class = 0;
   const auto r = select_balanced(o);
   EXPECT_EQ(r.total_persons, 666);
   EXPECT_EQ(r.selected, 666);
@@ -89,12 +95,8 @@ TEST(Select, SourcesMakeOneLabelSpace) {
 // The grown training set without the images its README marks as probably mislabelled.
 TEST(Select, SuspectImagesOfTheTrainingSetAreLeftOut) {
   REQUIRE_SHARED_DATA();
-  SelectOptions o;
-  o.root = test::shared_data() / "train";
+  auto o = everything(test::shared_data() / "train");
   o.sources = {"celeba-align-112", "celeba-nikhil4902-align-112", "celeba-test-align-112"};
-  o.min_images = 1;
-  o.classes = 0;
-  o.max_per_class = 0;
   o.exclude = o.root / "suspect_images.tsv";
   const auto r = select_balanced(o);
   EXPECT_EQ(r.excluded, 455);
@@ -108,11 +110,7 @@ TEST(Select, SuspectImagesOfTheTrainingSetAreLeftOut) {
 }
 
 TEST(Select, ExcludedImagesAreLeftOutBeforeCounting) {
-  SelectOptions o;
-  o.root = sample_dir() / "train";
-  o.min_images = 1;
-  o.classes = 0;
-  o.max_per_class = 0;
+  auto o = everything(sample_dir() / "train");
   const auto all = select_balanced(o);
   std::map<int64_t, std::vector<std::string>> images;
   for (const auto& s : all.samples) images[s.label].push_back(s.path);
