@@ -2,6 +2,5 @@
 # Runs the whole test suite (GoogleTest through CTest, plus command-line tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x build/arcface ] || scripts/setup.sh
-cmake --build build -j"$(nproc)"
+scripts/setup.sh --tests
 ctest --test-dir build --output-on-failure -j1 "$@"

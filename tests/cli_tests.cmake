@@ -166,7 +166,8 @@ if(ARCFACE_WITH_SERVICE)
   # (it has selenium), not whichever python3 comes first on the PATH.
   find_program(SYSTEM_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
   set(fr_feature ${ARCFACE_SHARED_DATA}/models/fr_feature/fr_feature.onnx)
-  if(EXISTS ${fr_feature} AND EXISTS ${ARCFACE_SHARED_DATA}/lfw/raw AND SYSTEM_PYTHON)
+  if(ARCFACE_WITH_DLIB AND EXISTS ${fr_feature} AND EXISTS ${ARCFACE_SHARED_DATA}/lfw/raw
+     AND SYSTEM_PYTHON)
     add_cli_test(serve.api 0 "serve API OK"
       ${SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/serve_api.py ${arcface_bin} ${fr_feature}
         ${ARCFACE_SHARED_DATA}/lfw/raw ${CMAKE_CURRENT_BINARY_DIR}/serve_api)

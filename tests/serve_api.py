@@ -114,6 +114,13 @@ refused("an existing subject", post_json(url + "/v1/subjects", {"name": "Nobody 
         409, "subject_exists")
 refused("a subject without a name", post_json(url + "/v1/subjects", {"metadata": {}}, headers=H),
         400, "bad_request")
+refused("a name of 100,000 characters", post_json(url + "/v1/subjects", {"name": "x" * 100000},
+                                                headers=H), 400, "bad_request")
+refused("a name holding a NUL", post_json(url + "/v1/subjects", {"name": "a\u0000b"}, headers=H),
+        400, "bad_request")
+refused("a name holding a newline (enrolling)",
+        post_photos(url + "/v1/subjects/a%0Ab/faces", [lfw("Hugo_Chavez", 33)], headers=H), 400,
+        "bad_request")
 check("rename", post_json(url + "/v1/subjects/Nobody%20Yet", {"name": "Somebody"}, "PATCH",
                           headers=H)[0] == 200)
 status, body = request(url + "/v1/subjects", headers=H)

@@ -6,6 +6,7 @@
 #include "arcface/dataset.h"
 #include "arcface/error.h"
 #include "arcface/evaluate.h"
+#include "arcface/overlap.h"
 #include "arcface/trainer.h"
 #include "fixture_model.h"
 #include "test_util.h"
@@ -112,6 +113,55 @@ TEST_F(Evaluate, EmbeddingsFiles) {
   EXPECT_EQ(j.at("embeddings").size(), 2u);
   EXPECT_THROW(save_embeddings(dir / "e.txt", {"a.jpg", "b.jpg"}, d, meta), Error);
   EXPECT_THROW(Embedder::load(dir / "missing.pt"), Error);
+}
+
+// A training person copied into the test set under another name is found first, at cosine 1,
+// and select --exclude takes the list that names their images.
+TEST_F(Evaluate, OverlapFindsATrainingPersonAmongTheTestPeople) {
+  const auto dir = test::temp_dir("overlap");
+  const fs::path train_root = test::sample_dir() / "train";
+  const fs::path test_root = dir / "test";
+  fs::create_directories(test_root / "Someone_Else");
+  int people = 0;
+  for (const auto& person : fs::directory_iterator(test::sample_dir() / "lfw")) {
+    if (people++ == 12) break;
+    fs::copy(person.path(), test_root / person.path().filename(), fs::copy_options::recursive);
+  }
+  const std::string copied = scan_identities(train_root)[3].name;
+  fs::copy(train_root / copied, test_root / "Someone_Else" / "photos", fs::copy_options::recursive);
+
+  auto embedder = Embedder::load(checkpoint());
+  const People train = people_in_folders(train_root);
+  const People test = people_in_folders(test_root);
+  EXPECT_EQ(test.names.size(), 13u);
+  OverlapOptions o;
+  o.eval.progress = false;
+  o.eval.flip = FlipMode::Sum;
+  const OverlapResult r = find_overlap(embedder, train, test, o);
+  ASSERT_FALSE(r.matches.empty());
+  EXPECT_EQ(train.names[r.matches[0].train], copied);
+  EXPECT_EQ(test.names[r.matches[0].test], "Someone_Else");
+  EXPECT_NEAR(r.matches[0].score, 1.0, 1e-4);
+  EXPECT_EQ(r.closest.front().score, r.matches.front().score);
+  EXPECT_GT(r.genuine.mean, r.impostor.mean);
+  EXPECT_GE(r.genuine_above, 0.99);  // the recall the threshold was chosen for
+
+  // A threshold given instead: only the copy reaches 0.99, and select leaves it out.
+  o.threshold = 0.99;
+  const OverlapResult copy = find_overlap(embedder, train, test, o);
+  ASSERT_EQ(copy.matches.size(), 1u);
+  write_overlap(dir / "out", train, test, copy);
+  SelectOptions select;
+  select.root = train_root;
+  select.min_images = 1;
+  select.classes = 0;
+  select.max_per_class = 0;
+  select.exclude = dir / "out" / "exclude.txt";
+  const auto kept = select_balanced(select);
+  for (const auto& sample : kept.samples) {
+    EXPECT_NE(fs::path(sample.path).parent_path().string(), copied) << sample.path;
+  }
+  EXPECT_EQ(kept.excluded, static_cast<int64_t>(train.images[copy.matches[0].train].size()));
 }
 
 }  // namespace

@@ -92,6 +92,28 @@ TEST(Gallery, AddSearchRemoveRenameAndReopen) {
   EXPECT_THROW(Gallery::create(dir / "g.db", model_of(64)), Error);  // never overwritten
 }
 
+TEST(Gallery, SubjectNamesAreBoundedAndPrintable) {
+  EXPECT_EQ(subject_name_problem("Ada Lovelace"), "");
+  EXPECT_EQ(subject_name_problem("Zoë Šťastná 王菲 🙂"), "");
+  EXPECT_NE(subject_name_problem(""), "");
+  EXPECT_NE(subject_name_problem(std::string(100000, 'x')).find("100000 bytes"), std::string::npos);
+  EXPECT_EQ(subject_name_problem(std::string(kMaxSubjectName, 'x')), "");
+  EXPECT_NE(subject_name_problem(std::string("a\0b", 3)).find("0x00 at byte 1"), std::string::npos);
+  EXPECT_NE(subject_name_problem("a\nb"), "");
+  EXPECT_NE(subject_name_problem("a\x7f"), "");
+  for (const char* bad :
+       {"\xff", "\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "a\x80"}) {
+    EXPECT_NE(subject_name_problem(bad).find("UTF-8"), std::string::npos) << bad;
+  }
+  const auto dir = test::temp_dir("gallery_names");
+  Gallery g = Gallery::create(dir / "g.db", model_of(8));
+  EXPECT_THROW(g.add_subject(std::string("a\0b", 3)), Error);
+  EXPECT_THROW(g.subject_id(std::string(300, 'y'), true), Error);
+  g.add_subject("Ada");
+  EXPECT_THROW(g.rename_subject("Ada", "A\tda"), Error);
+  EXPECT_EQ(g.subjects().size(), 1u);
+}
+
 TEST(Gallery, AnotherModelIsRefusedByName) {
   const auto dir = test::temp_dir("gallery_model");
   Gallery::create(dir / "g.db", model_of(64));

@@ -55,6 +55,35 @@ TEST(Metrics, TarAtFarAndEer) {
   EXPECT_DOUBLE_EQ(roc_auc(roc), 14.0 / 16.0);
 }
 
+TEST(Metrics, ThresholdsAtFarCountedByHand) {
+  // 200 negatives scoring 0.000, 0.005, ..., 0.995 and four positives.
+  std::vector<double> scores{0.999, 0.9, 0.993, 0.5};
+  std::vector<bool> same(4, true);
+  for (int i = 0; i < 200; ++i) {
+    scores.push_back(i * 0.005);
+    same.push_back(false);
+  }
+  const auto t = thresholds_at_far(scores, same, {1e-2, 1e-3});
+  ASSERT_EQ(t.size(), 2u);
+  // FAR 1e-2 of 200: two negatives (0.995, 0.990) may pass; the threshold lies just above 0.985.
+  EXPECT_NEAR(t[0].threshold, 0.985, 1e-5);
+  EXPECT_GT(t[0].threshold, 0.985);
+  EXPECT_EQ(t[0].false_accepts, 2);
+  EXPECT_EQ(t[0].negatives, 200);
+  EXPECT_TRUE(t[0].supported);
+  EXPECT_DOUBLE_EQ(t[0].tar, 0.5);  // 0.999 and 0.993 pass
+  // FAR 1e-3 of 200 negatives cannot be shown: the threshold only lies above all of them.
+  EXPECT_FALSE(t[1].supported);
+  EXPECT_EQ(t[1].false_accepts, 0);
+  EXPECT_GT(t[1].threshold, 0.995);
+  EXPECT_DOUBLE_EQ(t[1].tar, 0.25);
+  EXPECT_THROW(thresholds_at_far(scores, same, {0.0}), Error);
+  // verification_metrics reports 1e-2, 1e-3 and 1e-4.
+  const auto m = verification_metrics(scores, same, std::vector<int32_t>(scores.size(), 0), 1);
+  ASSERT_EQ(m.at_far.size(), 3u);
+  EXPECT_DOUBLE_EQ(m.at_far[0].threshold, t[0].threshold);
+}
+
 TEST(Metrics, KFoldChoosesThresholdsOnTheOtherFolds) {
   // Two folds. Fold 0 is separable at 0.5, fold 1 at 0.0; each fold's threshold comes from the
   // other fold, so each scores below 100%.

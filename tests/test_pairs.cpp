@@ -8,6 +8,7 @@
 namespace arcface {
 namespace {
 
+namespace fs = std::filesystem;
 using test::sample_dir;
 using test::shared_data;
 
@@ -113,6 +114,61 @@ TEST(Pairs, DropImagesAndKeepFolds) {
     EXPECT_LT(p.a, static_cast<int32_t>(two.images.size()));
     EXPECT_LT(p.b, static_cast<int32_t>(two.images.size()));
   }
+}
+
+fs::path cfp_protocol() { return shared_data() / "cfp" / "Protocol"; }
+
+TEST(Pairs, CfpProtocolAsDistributed) {
+  if (!fs::exists(cfp_protocol())) GTEST_SKIP() << "CFP not found at " << cfp_protocol();
+  const auto fp = read_pairs(cfp_protocol() / "Split" / "FP");
+  EXPECT_EQ(fp.format, PairsFormat::Cfp);
+  EXPECT_EQ(fp.protocol, "CFP frontal-profile (FP)");
+  EXPECT_TRUE(fp.folds_from_file);
+  EXPECT_EQ(fp.num_folds, 10);
+  ASSERT_EQ(fp.pairs.size(), 7000u);
+  EXPECT_EQ(fp.positives(), 3500);
+  // Split/FP/01/same.txt starts "5,1": frontal photo 5 and profile photo 1 of person 001.
+  EXPECT_EQ(fp.images[fp.pairs[0].a], "001/frontal/05.jpg");
+  EXPECT_EQ(fp.images[fp.pairs[0].b], "001/profile/01.jpg");
+  EXPECT_TRUE(fp.pairs[0].same);
+  std::vector<int> per_fold(10);
+  for (const auto& p : fp.pairs) {
+    ++per_fold[p.fold];
+    // Every pair joins a frontal photo to a profile one.
+    EXPECT_NE(fp.images[p.a].find("/frontal/"), std::string::npos);
+    EXPECT_NE(fp.images[p.b].find("/profile/"), std::string::npos);
+  }
+  EXPECT_EQ(per_fold, std::vector<int>(10, 700));
+  const fs::path root = shared_data() / "cfp" / "cfp-align-112";
+  EXPECT_TRUE(fp.missing_images(root).empty());
+
+  const auto ff = read_pairs(cfp_protocol() / "Split" / "FF", PairsFormat::Cfp);
+  EXPECT_EQ(ff.protocol, "CFP frontal-frontal (FF)");
+  ASSERT_EQ(ff.pairs.size(), 7000u);
+  for (const auto& p : ff.pairs) EXPECT_EQ(ff.images[p.b].find("/profile/"), std::string::npos);
+  EXPECT_TRUE(ff.missing_images(root).empty());
+}
+
+TEST(Pairs, DamagedCfpProtocolNamesFileAndLine) {
+  if (!fs::exists(cfp_protocol())) GTEST_SKIP() << "CFP not found at " << cfp_protocol();
+  const auto dir = test::temp_dir("cfp_bad") / "Protocol";
+  fs::copy(cfp_protocol(), dir, fs::copy_options::recursive);
+  auto expect_error = [&](const fs::path& split, const std::string& where) {
+    try {
+      read_pairs(split);
+      FAIL() << "no error for " << where;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(where), std::string::npos) << e.what();
+    }
+  };
+  expect_error(dir, "Protocol/Split/FF");  // the protocol folder itself: which split?
+  std::ofstream(dir / "Split" / "FP" / "03" / "diff.txt", std::ios::app) << "12,2001\n";
+  expect_error(dir / "Split" / "FP", "FP/03/diff.txt:351: photo number 2001 is outside 1..2000");
+  std::ofstream(dir / "Split" / "FF" / "02" / "same.txt", std::ios::app) << "7;8\n";
+  expect_error(dir / "Split" / "FF", "FF/02/same.txt:351");
+  fs::remove(dir / "Pair_list_P.txt");
+  expect_error(dir / "Split" / "FP", "Pair_list_P.txt");
+  expect_error(dir / "Split" / "XX", "cannot open pairs file");
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "arcface/decision.h"
+#include "arcface/error.h"
 #include "arcface/report.h"
 #include "test_util.h"
 
@@ -64,6 +66,43 @@ TEST(Report, WritesEveryOutput) {
   EXPECT_NE(text.find("Hardest false accepts"), std::string::npos);
   EXPECT_NE(text.find("Hardest false rejects"), std::string::npos);
   EXPECT_NE(text.find("10 folds of the pairs file"), std::string::npos);
+  EXPECT_NE(text.find("Decision thresholds at a false-accept rate"), std::string::npos);
+
+  // verify, identify and serve decide from this file: at a FAR it holds, or the best accuracy.
+  const auto best = read_decision(dir / "metrics.json");
+  EXPECT_DOUBLE_EQ(best.threshold, m.threshold_best);
+  EXPECT_EQ(best.far, 0);
+  EXPECT_EQ(best.flip, "concat");
+  EXPECT_TRUE(best.one_to_one);
+  const auto at_far = read_decision(dir / "metrics.json", 1e-2);
+  EXPECT_DOUBLE_EQ(at_far.threshold, m.at_far[0].threshold);
+  // 60 negatives cannot show 1e-2: the meaning says so.
+  EXPECT_NE(at_far.meaning.find("only 60 different-person pairs"), std::string::npos)
+      << at_far.meaning;
+  try {
+    read_decision(dir / "metrics.json", 5e-3);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(
+        std::string(e.what()).find("no threshold for FAR 0.005 (it has: 0.01, 0.001, 0.0001)"),
+        std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Report, DecisionFromAnIdentificationReport) {
+  const auto dir = test::temp_dir("decision");
+  std::ofstream(dir / "ident.json") << R"({"flip": "sum", "root": "lfw", "runs": [
+    {"aggregation": "mean", "enrolled": 10, "impostor_probes": 400,
+     "at_far": [{"far": 0.01, "threshold": 0.5, "dir": 0.9}]}]})";
+  const auto d = read_decision(dir / "ident.json", 1e-2);
+  EXPECT_FALSE(d.one_to_one);
+  EXPECT_DOUBLE_EQ(d.threshold, 0.5);
+  EXPECT_THROW(read_decision(dir / "ident.json"), Error);  // 1:N decides at a FAR only
+  EXPECT_THROW(read_decision(dir / "ident.json", 1e-2, "best"), Error);
+  std::ofstream(dir / "other.json") << R"({"a": 1})";
+  EXPECT_THROW(read_decision(dir / "other.json"), Error);
+  EXPECT_THROW(read_decision(dir / "missing.json"), Error);
 }
 
 }  // namespace

@@ -1,10 +1,14 @@
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <fstream>
 #include <mutex>
 #include <numeric>
 #include <thread>
 
+#include <opencv2/imgcodecs.hpp>
+
+#include "arcface/error.h"
 #include "arcface/face_encoder.h"
 #include "arcface/image.h"
 #include "arcface/image_cv.h"
@@ -129,6 +133,48 @@ TEST(Service, ServerPathsStayBelowTheRoot) {
     }
   }
   EXPECT_THROW(service.server_file("people/none.jpg"), ApiError);
+}
+
+Upload png_upload(const cv::Mat& image, const std::string& name) {
+  std::vector<uchar> bytes;
+  cv::imencode(".png", image, bytes);
+  return {name, std::string(bytes.begin(), bytes.end())};
+}
+
+TEST(Service, WithoutDetectorOnlyFaceCropsAndNamesThatPrint) {
+  const auto dir = test::temp_dir("serve_crops");
+  Embedder embedder = Embedder::load(test::fixture_model());
+  FaceEncoder encoder(embedder, {});
+  Batcher batcher(encoder, {});
+  Gallery gallery =
+      Gallery::create(dir / "g.db", gallery_model(embedder, test::fixture_model(), FlipMode::Sum));
+  Service service(gallery, batcher, {});
+  // A 1x1 photo is no aligned crop: refused with its size, never searched.
+  for (const auto& [size, text] :
+       {std::pair{cv::Size(1, 1), "1x1"}, {cv::Size(4000, 300), "4000x300"}}) {
+    try {
+      service.search(png_upload(cv::Mat(size, CV_8UC3, cv::Scalar(90, 90, 90)), "tiny.png"), 5,
+                     std::nan(""));
+      ADD_FAILURE() << text << " was searched";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 422);
+      EXPECT_EQ(e.code, "not_a_face_crop");
+      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+    }
+  }
+  const auto found = service.search(png_upload(sample_crops(1)[0], "crop.png"), 5, std::nan(""));
+  EXPECT_EQ(found["faces"].size(), 1u);
+  EXPECT_THROW(encoder.encode(cv::Mat(1, 1, CV_8UC3), "tiny.png"), Error);
+
+  for (const std::string& bad : {std::string("a\0b", 3), std::string(100000, 'x')}) {
+    try {
+      service.create_subject(bad, nullptr);
+      ADD_FAILURE() << "a bad name was created";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+    }
+  }
+  EXPECT_TRUE(gallery.subjects().empty());
 }
 
 }  // namespace

@@ -103,6 +103,47 @@ TEST(Train, BestCheckpointComparesValidatedEpochsOnly) {
   EXPECT_DOUBLE_EQ(r.best_metric, best);
 }
 
+// Several validation targets: each is logged and kept by name, and val.select chooses best.pt
+// by one of them or their mean.
+TEST(Train, ValidatesOnSeveralTargets) {
+  const auto dir = test::temp_dir("train_targets");
+  auto c = tiny_config(dir, 2);
+  c.val.root = (test::sample_dir() / "lfw").string();
+  c.val.pairs = (test::sample_dir() / "pairs.txt").string();
+  c.val.name = "sample";
+  // The same pairs again under another name (a second file would serve as well).
+  c.val.targets = {"two=" + c.val.pairs + "," + c.val.root};
+  c.val.select = "mean";
+  c.val.folds = 10;
+  const auto r = train(c, quiet());
+  ASSERT_EQ(r.history.size(), 2u);
+  const auto& v = r.history.back()["val"];
+  ASSERT_TRUE(v.contains("targets")) << v.dump();
+  for (const char* name : {"sample", "two"}) {
+    EXPECT_TRUE(v["targets"].contains(name)) << name;
+  }
+  EXPECT_DOUBLE_EQ(v["accuracy_10fold_mean"].get<double>(),
+                   v["targets"]["sample"]["accuracy_10fold_mean"].get<double>());
+  EXPECT_DOUBLE_EQ(v["mean_accuracy"].get<double>(),
+                   0.5 * (v["targets"]["sample"]["accuracy_10fold_mean"].get<double>() +
+                          v["targets"]["two"]["accuracy_10fold_mean"].get<double>()));
+  EXPECT_EQ(r.best_metric_name, "val_mean_accuracy");
+  std::ifstream log(dir / "training.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_NE(text.find("Validation on two"), std::string::npos);
+
+  // A target named twice, or a choice that names none, is refused before training.
+  auto bad = c;
+  bad.val.targets = {"sample=" + c.val.pairs + "," + c.val.root};
+  EXPECT_THROW(check_config(bad), Error);
+  bad = c;
+  bad.val.select = "CFP-FP";
+  EXPECT_THROW(check_config(bad), Error);
+  bad = c;
+  bad.val.targets = {"no-equals-sign"};
+  EXPECT_THROW(check_config(bad), Error);
+}
+
 // Resuming from an older epoch's checkpoint keeps the run's best.pt until an epoch beats it.
 TEST(Train, ResumingFromAnOlderEpochKeepsABetterBest) {
   const auto dir = test::temp_dir("train_resume_best");

@@ -65,9 +65,10 @@ void add_eval(CLI::App& app) {
     if (pairs.format != PairsFormat::Bin && args->root.empty()) {
       throw Error("--root is needed for a pairs file that names image paths");
     }
-    fmt::print("      {} pairs ({} same, {} different), {} distinct images, {} format, {}\n",
+    fmt::print("      {} pairs ({} same, {} different), {} distinct images, {} format{}, {}\n",
                pairs.pairs.size(), pairs.positives(), pairs.pairs.size() - pairs.positives(),
                pairs.images.size(), to_string(pairs.format),
+               pairs.protocol.empty() ? "" : " (" + pairs.protocol + ")",
                pairs.folds_from_file ? fmt::format("{} folds from the file", pairs.num_folds)
                                      : fmt::format("{} interleaved folds", pairs.num_folds));
     EvalOptions eo;
@@ -134,6 +135,12 @@ void add_eval(CLI::App& app) {
     fmt::print(
         "      ROC AUC: {:.4f}  TAR@FAR=1e-3: {:.2f}%  TAR@FAR=1e-2: {:.2f}%  EER: {:.2f}%\n",
         m.roc_auc, 100 * m.tar_at_far_1e3, 100 * m.tar_at_far_1e2, 100 * m.eer);
+    for (const auto& t : m.at_far) {
+      fmt::print(
+          "      Threshold at FAR {:g}: {:.4f} (TAR {:.2f}%, {} of {} different pairs pass{})\n",
+          t.far, t.threshold, 100 * t.tar, t.false_accepts, t.negatives,
+          t.supported ? "" : "; too few of them to show this rate");
+    }
 
     fmt::print("[4/4] Similarity distribution analysis...\n");
     fmt::print("      Same person (positive): {:.4f} ± {:.4f}\n", m.pos.mean, m.pos.std);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "arcface/dataset.h"
+#include "arcface/decision.h"
 #include "arcface/error.h"
 #include "arcface/identify.h"
 #include "arcface/image_cv.h"
@@ -214,6 +215,8 @@ void add_identify(CLI::App& app) {
   auto photos = std::make_shared<std::vector<std::string>>();
   auto k = std::make_shared<int64_t>(5);
   auto threshold = std::make_shared<double>(-1);
+  auto far = std::make_shared<double>(0);
+  auto report = std::make_shared<std::string>();
   auto json = std::make_shared<std::string>();
   auto aggregation = std::make_shared<std::string>("mean");
   add_gallery_options(cmd, *a);
@@ -224,10 +227,27 @@ void add_identify(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threshold", *threshold,
                   "only subjects scoring at least this (identify-eval gives it for a FAR)");
+  cmd->add_option("--report", *report, "identify-eval's JSON: with --far, the threshold");
+  cmd->add_option("--far", *far,
+                  "with --report: only subjects passing the threshold of this false-accept rate "
+                  "(1e-2 or 1e-3)");
   cmd->add_option("--json", *json, "also write the answers as JSON");
   cmd->add_option("photos", *photos, "image files or folders")->required();
   cmd->callback([=] {
     a->options.aggregation = parse_aggregation(*aggregation);
+    if (!report->empty()) {
+      if (*threshold >= 0) throw Error("give --threshold or --report, not both");
+      const Decision d = read_decision(*report, *far, *aggregation);
+      if (d.one_to_one) {
+        throw Error(fmt::format(
+            "--report '{}' is eval's 1:1 report; identify decides by identify-eval's (1:N)",
+            *report));
+      }
+      *threshold = d.threshold;
+      fmt::print("threshold {:.4f}: {}\n", d.threshold, d.meaning);
+    } else if (*far > 0) {
+      throw Error("--far needs --report (identify-eval's JSON)");
+    }
     Opened o = open_gallery(*a);
     FaceEncoder encoder(o.embedder, encoder_options(*a, o.flip));
     nlohmann::json out = nlohmann::json::array();

@@ -1,9 +1,11 @@
 // `arcface serve`: a gallery on HTTP, with the web page at /.
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 
 #include <spdlog/fmt/fmt.h>
 
+#include "arcface/decision.h"
 #include "arcface/error.h"
 #include "arcface/server.h"
 #include "commands.h"
@@ -26,7 +28,9 @@ void add_serve(CLI::App& app) {
     ServiceOptions service;
     int64_t max_batch = 16;
     double max_wait_ms = 5, max_upload_mb = 10;
-    std::string aggregation = "mean", images_root, report;
+    std::string aggregation = "mean", images_root;
+    std::vector<std::string> reports;
+    double verify_threshold = std::nan(""), far = 0;
   };
   auto a = std::make_shared<Args>();
   add_gallery_options(cmd, a->gallery);
@@ -50,14 +54,28 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--aggregation", a->aggregation,
                   "a person scores by mean descriptor or best face")
       ->capture_default_str();
-  cmd->add_option("--verify-threshold", a->service.verify_threshold,
+  cmd->add_option("--verify-threshold", a->verify_threshold,
                   "/v1/verify says same person from this cosine score");
-  cmd->add_option("--report", a->report, "take the verify threshold from an eval metrics.json");
+  cmd->add_option("--report", a->reports,
+                  "eval's metrics.json: the verify threshold; identify-eval's JSON: the search "
+                  "threshold (with --far); may be given twice");
+  cmd->add_option("--far", a->far,
+                  "decide at this false-accept rate of the reports (e.g. 1e-3) instead of "
+                  "eval's best-accuracy threshold");
   cmd->callback([a] {
     if (a->server.api_key.empty()) {
       if (const char* key = std::getenv("ARCFACE_API_KEY")) a->server.api_key = key;
     }
-    if (!a->report.empty()) a->service.verify_threshold = read_eval_report(a->report).threshold;
+    if (!std::isnan(a->verify_threshold)) {
+      a->service.verify = Decision{a->verify_threshold, 0, "", "given by --verify-threshold"};
+    }
+    if (a->far > 0 && a->reports.empty()) throw Error("--far needs --report");
+    for (const auto& report : a->reports) {
+      Decision d = read_decision(report, a->far, a->aggregation);
+      fmt::print("{} threshold {:.4f}: {}\n", d.one_to_one ? "verify" : "search", d.threshold,
+                 d.meaning);
+      (d.one_to_one ? a->service.verify : a->service.search) = std::move(d);
+    }
     if (!a->images_root.empty() && !fs::is_directory(a->images_root)) {
       throw Error(fmt::format("--images-root '{}' is not a folder", a->images_root));
     }

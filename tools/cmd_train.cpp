@@ -84,7 +84,7 @@ CLI::App* add_training(CLI::App& app, const std::string& name, const std::string
     const TrainResult r = train(config, options);
     if (r.interrupted) {
       fmt::print("Stopped early; resume with --resume {}\n", r.last_checkpoint.string());
-      if (r.stop_requested) std::exit(130);  // a signal, as a shell expects
+      if (r.stop_requested) throw ExitStatus{130};  // a signal, as a shell expects
       return;
     }
     fmt::print("Training complete: {} epochs; best {} = {:.4f} in {}\n", r.epochs_done,

@@ -1,8 +1,8 @@
-#include <fstream>
+#include <cmath>
 
 #include <spdlog/fmt/fmt.h>
-#include <nlohmann/json.hpp>
 
+#include "arcface/decision.h"
 #include "arcface/error.h"
 #include "commands.h"
 #include "model_args.h"
@@ -15,7 +15,7 @@ void add_verify(CLI::App& app) {
   struct Args {
     ModelArgs model;
     std::string a, b, report, flip;
-    double threshold = std::nan("");
+    double threshold = std::nan(""), far = 0;
   };
   auto args = std::make_shared<Args>();
   args->model.add_to(cmd);
@@ -24,16 +24,30 @@ void add_verify(CLI::App& app) {
   cmd->add_option("--threshold", args->threshold, "same person when the cosine score >= this");
   cmd->add_option("--report", args->report,
                   "take the threshold and flip mode from an eval metrics.json");
+  cmd->add_option("--far", args->far,
+                  "with --report: decide at this false-accept rate (1e-2, 1e-3 or 1e-4) instead "
+                  "of the best-accuracy threshold");
   cmd->add_option("--flip", args->flip, "none, concat or sum (default: the report's, else concat)");
   cmd->callback([args] {
     std::string flip = args->flip;
-    double threshold = args->threshold;
+    Decision decision;
+    decision.threshold = args->threshold;
+    decision.meaning = "the threshold given";
+    if (args->far > 0 && args->report.empty()) throw Error("--far needs --report metrics.json");
     if (!args->report.empty()) {
-      const EvalReport report = read_eval_report(args->report);
-      if (std::isnan(threshold)) threshold = report.threshold;
-      if (flip.empty()) flip = report.flip;
+      if (!std::isnan(args->threshold)) throw Error("give --threshold or --report, not both");
+      decision = read_decision(args->report, args->far);
+      if (!decision.one_to_one) {
+        throw Error(fmt::format(
+            "--report '{}' is an identify-eval report (1:N); verify needs eval's metrics.json",
+            args->report));
+      }
+      if (flip.empty()) flip = decision.flip;
     }
-    if (std::isnan(threshold)) throw Error("verify needs --threshold or --report metrics.json");
+    if (std::isnan(decision.threshold)) {
+      throw Error("verify needs --threshold, or --report metrics.json [--far 1e-3]");
+    }
+    const double threshold = decision.threshold;
     if (flip.empty()) flip = "concat";
     Embedder embedder = args->model.load();
     const auto mode = parse_flip_mode(flip);
@@ -43,6 +57,7 @@ void add_verify(CLI::App& app) {
     fmt::print("score {:.4f} (threshold {:.4f}, flip {}, {}): {}\n", score, threshold, flip,
                to_string(embedder.precision()),
                score >= threshold ? "same person" : "different people");
+    fmt::print("threshold: {}\n", decision.meaning);
   });
 }
 

@@ -5,10 +5,18 @@
 
 namespace arcface::cli {
 
+/// Thrown by a command that ends with a status of its own (130: stopped by a signal), so main
+/// returns it after the stack has unwound.
+struct ExitStatus {
+  int code;
+};
+
 void add_select(CLI::App& app);
 void add_train(CLI::App& app);
 void add_distill(CLI::App& app);
 void add_eval(CLI::App& app);
+void add_benchmark(CLI::App& app);
+void add_overlap(CLI::App& app);
 void add_embed(CLI::App& app);
 void add_verify(CLI::App& app);
 void add_export(CLI::App& app);

@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
   arcface::cli::add_train(app);
   arcface::cli::add_distill(app);
   arcface::cli::add_eval(app);
+  arcface::cli::add_benchmark(app);
+  arcface::cli::add_overlap(app);
   arcface::cli::add_embed(app);
   arcface::cli::add_verify(app);
   arcface::cli::add_export(app);
@@ -67,6 +69,9 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\n(see arcface --help, or arcface COMMAND --help)"
               << std::endl;
     return 2;
+  } catch (const arcface::cli::ExitStatus& e) {
+    std::fflush(stdout);
+    return e.code;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::cerr << "\nerror: " << e.what() << std::endl;

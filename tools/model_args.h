@@ -2,7 +2,6 @@
 
 // The options every command that runs a model shares: the model file, the device, and for
 // ONNX models a description of their input.
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -43,24 +42,6 @@ inline std::vector<double> parse_channel_values(const std::string& text, const s
                             values.size()));
   }
   return values;
-}
-
-/// What `verify` and `serve` take from an `arcface eval` metrics.json: the best threshold
-/// and the flip mode it was measured with.
-struct EvalReport {
-  double threshold = 0;
-  std::string flip;
-};
-
-inline EvalReport read_eval_report(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(fmt::format("cannot open report '{}'", path));
-  try {
-    const auto j = nlohmann::json::parse(in);
-    return {j.at("threshold_best").get<double>(), j.at("flip").get<std::string>()};
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("report '{}' is not an arcface metrics.json: {}", path, e.what()));
-  }
 }
 
 struct ModelArgs {

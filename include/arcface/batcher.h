@@ -43,6 +43,8 @@ class Batcher {
   }
 
   const BatcherOptions& options() const { return options_; }
+  /// Why the encoder could not take this photo ("" when it can): see FaceEncoder::crop_problem.
+  std::string crop_problem(const cv::Mat& photo) const { return encoder_.crop_problem(photo); }
 
  private:
   struct Job {

@@ -83,8 +83,14 @@ struct DataConfig {
 
 struct ValConfig {
   std::string root;   // LFW image root; empty disables validation
-  std::string pairs;  // pairs.txt, lfw_test_pair.txt or .bin
+  std::string pairs;  // pairs.txt, lfw_test_pair.txt, .bin or a CFP Split/FF|FP folder
   std::string pairs_format = "auto";
+  std::string name = "LFW";  // what the log and history.json call root + pairs
+  // More targets validated beside it, each "NAME=PAIRS[,ROOT]" (as `arcface benchmark
+  // --target`), e.g. "CFP-FP=cfp/Protocol/Split/FP,cfp/cfp-align-112".
+  std::vector<std::string> targets;
+  // The accuracy that chooses best.pt: the first target's (empty), a target's name, or "mean".
+  std::string select;
   int64_t interval = 1;  // validate every N epochs
   int64_t folds = 10;    // use only the first N folds (quicker checks)
   std::string flip = "concat";
@@ -116,7 +122,6 @@ struct DistillConfig {
 
 struct PathsConfig {
   std::string checkpoints_path = "checkpoints";
-  std::string test_model_path = "checkpoints/best.pt";
 };
 
 struct TrainConfig {

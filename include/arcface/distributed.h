@@ -49,11 +49,9 @@ class DataParallel {
   void finish_gradients();
   /// Element-wise sum across the ranks (loss, counts, a stop request).
   std::vector<double> sum(const std::vector<double>& values);
-  void barrier();
 
-  /// Time this rank spent waiting for gradient all-reduces to finish, and their count.
+  /// Time this rank spent waiting for gradient all-reduces to finish.
   double wait_seconds() const { return wait_seconds_; }
-  int64_t reductions() const { return reductions_; }
 
  private:
   struct Impl;
@@ -65,7 +63,6 @@ class DataParallel {
   DistributedOptions options_;
   std::unique_ptr<Impl> impl_;
   double wait_seconds_ = 0;
-  int64_t reductions_ = 0;
 };
 
 }  // namespace arcface

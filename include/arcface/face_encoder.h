@@ -43,6 +43,9 @@ class FaceEncoder {
   /// The same for many photos, the network run in batches; `faces[i]` belong to photo i.
   std::vector<std::vector<NewFace>> encode(const std::vector<cv::Mat>& photos,
                                            const std::vector<std::string>& sources);
+  /// Without a detector every photo must be an aligned crop: why this one cannot be (its size
+  /// far from the model's input, too small to hold a face, not square enough), or "".
+  std::string crop_problem(const cv::Mat& photo) const;
   /// Unit descriptors of aligned crops (any size), in batches.
   std::vector<std::vector<float>> describe(const std::vector<cv::Mat>& crops);
 

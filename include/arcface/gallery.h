@@ -81,6 +81,12 @@ struct GalleryOptions {
   Aggregation aggregation = Aggregation::Mean;
 };
 
+/// The longest subject name, in bytes of UTF-8.
+constexpr size_t kMaxSubjectName = 256;
+/// Why a subject name is refused, "" when it is fine: empty, longer than kMaxSubjectName bytes,
+/// holding a control character (a NUL, a newline, ...) or not valid UTF-8.
+std::string subject_name_problem(const std::string& name);
+
 /// A persistent face gallery: one SQLite file (WAL) holding the model's fingerprint, subjects
 /// and faces with their descriptors, which is the truth; a FAISS index over the faces is built
 /// from it at open and kept in step with every change. Each change is one transaction,
@@ -104,7 +110,7 @@ class Gallery {
   const GalleryModel& model() const;
   const fs::path& path() const;
 
-  /// A new subject; an existing name is an Error.
+  /// A new subject; an existing name or one subject_name_problem refuses is an Error.
   int64_t add_subject(const std::string& name, const nlohmann::json& metadata = {});
   /// The subject of that name, created when missing.
   int64_t subject_id(const std::string& name, bool create = false);

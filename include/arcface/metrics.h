@@ -38,6 +38,28 @@ double tar_at_far(const std::vector<RocPoint>& roc, double far);
 /// Equal error rate: (FAR + FRR) / 2 where |FAR - FRR| is smallest.
 double equal_error_rate(const std::vector<RocPoint>& roc);
 
+/// A decision threshold for a false-accept rate, from the different-person pairs alone.
+struct FarThreshold {
+  double far = 0;        // the rate asked for
+  double threshold = 0;  // the lowest threshold that accepts at most far x negatives
+  double tar = 0;        // same-person pairs accepted at it
+  int64_t false_accepts = 0, negatives = 0;
+  /// Whether the negatives can show this rate: far x negatives >= 1. Otherwise the threshold
+  /// only lies above every negative, and says FAR < 1 / negatives, not FAR <= far.
+  bool supported = false;
+};
+
+/// The thresholds for the given false-accept rates (e.g. 1e-2, 1e-3, 1e-4).
+std::vector<FarThreshold> thresholds_at_far(const std::vector<double>& scores,
+                                            const std::vector<bool>& same,
+                                            const std::vector<double>& fars);
+
+/// The false-accept rates `arcface eval` reports thresholds for.
+inline const std::vector<double>& reported_fars() {
+  static const std::vector<double> fars{1e-2, 1e-3, 1e-4};
+  return fars;
+}
+
 struct ScoreStats {
   int64_t count = 0;
   double mean = 0, std = 0, min = 0, max = 0;  // std is the population standard deviation
@@ -54,6 +76,7 @@ struct VerificationMetrics {
   ScoreStats pos, neg;
   double margin = 0;  // pos.mean - neg.mean, seed 000's "discriminative margin"
   int64_t false_accepts = 0, false_rejects = 0;  // at threshold_best
+  std::vector<FarThreshold> at_far;              // for reported_fars()
 };
 
 /// Computes all metrics. `folds[i]` is the fold of pair i; each fold's threshold is chosen on

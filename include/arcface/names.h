@@ -45,6 +45,7 @@ enum class PairsFormat {
   Lfw,   // official LFW View 2 pairs.txt: header "10 300", then folds of same/different lines
   List,  // seed 000's lfw_test_pair.txt: "a/a_0001.jpg b/b_0002.jpg 1|0"
   Bin,   // insightface .bin: pickled JPEG bytes and same/different flags
+  Cfp,   // CFP's Protocol/Split/FF or FP folder: ten folds of same.txt and diff.txt "i,j" lines
 };
 enum class SelectOrder {
   Name,    // the first K qualified people in name order (reproduces seed 000's counts)

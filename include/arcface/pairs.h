@@ -30,6 +30,8 @@ struct PairList {
   /// True when the folds come from the file (pairs.txt); otherwise they are consecutive tenths
   /// after interleaving same and different pairs.
   bool folds_from_file = false;
+  /// The benchmark protocol, where the format has several ("CFP frontal-profile"), else "".
+  std::string protocol;
 
   int64_t positives() const;
   /// Images of `images` that do not exist under `root` (.bin lists have none).
@@ -40,7 +42,20 @@ struct PairList {
   void keep_folds(int32_t folds);
 };
 
-/// Reads a pair list; a malformed line is an error naming the file and line number.
+/// A named pair list and the image root its paths are relative to (none for .bin): a
+/// benchmark's or a training run's validation target.
+struct PairTarget {
+  std::string name;
+  fs::path pairs, root;
+};
+
+/// "NAME=PAIRS[,ROOT]", e.g. "CFP-FP=cfp/Protocol/Split/FP,cfp/cfp-align-112".
+PairTarget parse_pair_target(const std::string& spec);
+
+/// Reads a pair list; a malformed line is an error naming the file and line number. A folder is
+/// CFP's protocol as distributed: `Protocol/Split/FF` (frontal-frontal) or `Split/FP`
+/// (frontal-profile), with `Pair_list_F.txt` and `Pair_list_P.txt` two levels up; images are
+/// named by the last three parts of those lists' paths (`001/frontal/01.jpg`).
 PairList read_pairs(const fs::path& path, PairsFormat format = PairsFormat::Auto);
 
 /// Folds for a list without them: interleave same and different pairs (in file order), then cut

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "arcface/batcher.h"
+#include "arcface/decision.h"
 #include "arcface/gallery.h"
 
 namespace arcface {
@@ -42,8 +43,11 @@ struct ServiceOptions {
   int64_t max_pixels = 4096 * 4096;
   /// Faces may be added from server-side files below this folder only; empty: not at all.
   fs::path images_root;
-  /// Same person when the cosine score reaches it (from `arcface eval`); NaN: not decided.
-  double verify_threshold = std::nan("");
+  /// /v1/verify says same person when the cosine score reaches its threshold (from `arcface
+  /// eval`, at a FAR or the best accuracy); unset: it gives the score alone.
+  std::optional<Decision> verify;
+  /// The threshold of a search that names none (from `identify-eval` at a FAR); unset: none.
+  std::optional<Decision> search;
   int64_t max_k = 100;
   /// Photos one request may carry (each is decoded before the batch runs).
   int64_t max_photos = 16;
@@ -72,7 +76,8 @@ class Service {
   nlohmann::json add_faces(const std::string& subject, const std::vector<Upload>& photos,
                            const std::vector<std::string>& paths, bool create);
   nlohmann::json delete_face(int64_t face);
-  /// The best `k` subjects (scoring at least `threshold`) for every face of a photo.
+  /// The best `k` subjects (scoring at least `threshold`; NaN: the options' search decision,
+  /// else none) for every face of a photo.
   nlohmann::json search(const Upload& photo, int64_t k, double threshold);
   /// The same for a descriptor the client computed with this model.
   nlohmann::json search(const std::vector<float>& descriptor, int64_t k, double threshold);
@@ -88,6 +93,10 @@ class Service {
   std::vector<std::vector<NewFace>> encode(const std::vector<Upload>& photos);
   nlohmann::json matches(const std::vector<float>& descriptor, int64_t k, double threshold);
   void check_k(int64_t k) const;
+  /// subject_name_problem as a 400.
+  void check_subject_name(const std::string& name) const;
+  /// The threshold a search applies, and the decision it stands for in the answer.
+  double search_threshold(double asked, nlohmann::json& answer) const;
 
   Gallery& gallery_;
   Batcher& batcher_;

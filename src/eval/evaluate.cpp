@@ -15,9 +15,6 @@ namespace arcface {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 }  // namespace
 
 at::Tensor embed_images(Embedder& embedder, ImageSource source, const EvalOptions& options,

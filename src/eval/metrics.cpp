@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 
 #include <spdlog/fmt/fmt.h>
@@ -106,6 +107,39 @@ double equal_error_rate(const std::vector<RocPoint>& roc) {
   return eer;
 }
 
+std::vector<FarThreshold> thresholds_at_far(const std::vector<double>& scores,
+                                            const std::vector<bool>& same,
+                                            const std::vector<double>& fars) {
+  check_sizes(scores, same);
+  std::vector<double> neg, pos;
+  for (size_t i = 0; i < scores.size(); ++i) (same[i] ? pos : neg).push_back(scores[i]);
+  std::sort(neg.begin(), neg.end(), std::greater<>());
+  std::vector<FarThreshold> out;
+  for (double far : fars) {
+    if (!(far > 0 && far < 1))
+      throw Error(fmt::format("false-accept rate {} is not in (0, 1)", far));
+    FarThreshold t;
+    t.far = far;
+    t.negatives = static_cast<int64_t>(neg.size());
+    t.supported = far * t.negatives >= 1;
+    // At most k negatives may pass: the threshold lies just above the (k+1)-th highest.
+    const auto k = static_cast<size_t>(std::floor(far * t.negatives + 1e-9));
+    if (neg.empty()) {
+      t.threshold = -1;
+    } else if (k >= neg.size()) {
+      t.threshold = neg.back();
+    } else {
+      t.threshold = neg[k] + kBeyond;
+    }
+    for (double v : neg) t.false_accepts += v >= t.threshold;
+    int64_t accepted = 0;
+    for (double v : pos) accepted += v >= t.threshold;
+    t.tar = pos.empty() ? 0 : static_cast<double>(accepted) / pos.size();
+    out.push_back(t);
+  }
+  return out;
+}
+
 ScoreStats score_stats(const std::vector<double>& scores) {
   ScoreStats s;
   s.count = static_cast<int64_t>(scores.size());
@@ -171,6 +205,7 @@ VerificationMetrics verification_metrics(const std::vector<double>& scores,
   m.tar_at_far_1e3 = tar_at_far(roc, 1e-3);
   m.tar_at_far_1e2 = tar_at_far(roc, 1e-2);
   m.eer = equal_error_rate(roc);
+  m.at_far = thresholds_at_far(scores, same, reported_fars());
   m.pos = score_stats(pos);
   m.neg = score_stats(neg);
   m.margin = m.pos.mean - m.neg.mean;

@@ -248,6 +248,106 @@ void read_bin(const std::vector<uint8_t>& bytes, PairList& list) {
   assign_interleaved_folds(list);
 }
 
+// CFP names its photos by number: line k of Pair_list_F.txt is "k
+// ../Data/Images/NNN/frontal/XX.jpg".
+std::vector<std::string> read_cfp_photo_list(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(fmt::format("cannot open CFP photo list '{}'", path.string()));
+  std::vector<std::string> photos;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    auto f = split_fields(line);
+    if (f.empty()) continue;
+    if (f.size() != 2 ||
+        parse_count(f[0], path, number) != static_cast<int64_t>(photos.size()) + 1) {
+      throw Error(fmt::format("{}:{}: expected '{} path/NNN/frontal|profile/XX.jpg', got '{}'",
+                              path.string(), number, photos.size() + 1, line));
+    }
+    const fs::path photo(f[1]);
+    auto part = photo.end();
+    std::vector<std::string> tail;
+    while (part != photo.begin() && tail.size() < 3) tail.insert(tail.begin(), (--part)->string());
+    if (tail.size() < 3) {
+      throw Error(
+          fmt::format("{}:{}: '{}' has no person/pose/photo parts", path.string(), number, f[1]));
+    }
+    photos.push_back(tail[0] + "/" + tail[1] + "/" + tail[2]);
+  }
+  if (photos.empty()) throw Error(fmt::format("CFP photo list '{}' is empty", path.string()));
+  return photos;
+}
+
+// CFP's protocol: Split/FF or Split/FP holds one folder per fold (01..10), each with same.txt and
+// diff.txt of "i,j" lines; i numbers a frontal photo, j a frontal (FF) or profile (FP) one.
+void read_cfp(PairList& list) {
+  const fs::path split = fs::weakly_canonical(list.source);
+  const std::string kind = split.filename().string();
+  if (kind != "FF" && kind != "FP") {
+    throw Error(
+        fmt::format("CFP protocol folder '{}': give Protocol/Split/FF (frontal-frontal) or "
+                    "Protocol/Split/FP (frontal-profile)",
+                    list.source.string()));
+  }
+  const fs::path protocol = split.parent_path().parent_path();
+  const auto frontal = read_cfp_photo_list(protocol / "Pair_list_F.txt");
+  const auto second = kind == "FF" ? frontal : read_cfp_photo_list(protocol / "Pair_list_P.txt");
+  std::vector<fs::path> folds;
+  for (const auto& entry : fs::directory_iterator(list.source)) {
+    if (entry.is_directory()) folds.push_back(entry.path());
+  }
+  std::sort(folds.begin(), folds.end());
+  if (folds.empty()) {
+    throw Error(
+        fmt::format("CFP protocol folder '{}' has no fold folders (01..10)", list.source.string()));
+  }
+  ImageIndex index(list);
+  auto photo = [&](const std::vector<std::string>& photos, const std::string& text,
+                   const fs::path& path, int64_t number) {
+    const int64_t k = parse_count(text, path, number);
+    if (k < 1 || k > static_cast<int64_t>(photos.size())) {
+      throw Error(fmt::format("{}:{}: photo number {} is outside 1..{}", path.string(), number, k,
+                              photos.size()));
+    }
+    return index(photos[k - 1]);
+  };
+  for (size_t fold = 0; fold < folds.size(); ++fold) {
+    for (const bool same : {true, false}) {
+      const fs::path path = folds[fold] / (same ? "same.txt" : "diff.txt");
+      std::ifstream in(path);
+      if (!in) throw Error(fmt::format("cannot open CFP pairs file '{}'", path.string()));
+      std::string line;
+      int64_t found = 0;
+      for (int64_t number = 1; std::getline(in, line); ++number) {
+        if (split_fields(line).empty()) continue;
+        const auto comma = line.find(',');
+        if (comma == std::string::npos) {
+          throw Error(fmt::format("{}:{}: expected 'i,j', got '{}'", path.string(), number, line));
+        }
+        auto field = [&](std::string text) {
+          auto f = split_fields(text);
+          if (f.size() != 1) {
+            throw Error(
+                fmt::format("{}:{}: expected 'i,j', got '{}'", path.string(), number, line));
+          }
+          return f[0];
+        };
+        Pair p;
+        p.a = photo(frontal, field(line.substr(0, comma)), path, number);
+        p.b = photo(second, field(line.substr(comma + 1)), path, number);
+        p.same = same;
+        p.fold = static_cast<int32_t>(fold);
+        p.line = number;
+        list.pairs.push_back(p);
+        ++found;
+      }
+      if (found == 0) throw Error(fmt::format("CFP pairs file '{}' has no pairs", path.string()));
+    }
+  }
+  list.num_folds = static_cast<int32_t>(folds.size());
+  list.folds_from_file = true;
+  list.protocol = kind == "FF" ? "CFP frontal-frontal (FF)" : "CFP frontal-profile (FP)";
+}
+
 PairsFormat detect_format(const fs::path& path, std::istream& in) {
   if (path.extension() == ".bin") return PairsFormat::Bin;
   std::string line;
@@ -271,11 +371,40 @@ PairsFormat detect_format(const fs::path& path, std::istream& in) {
 
 }  // namespace
 
+PairTarget parse_pair_target(const std::string& spec) {
+  const auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+    throw Error(fmt::format("target '{}': expected NAME=PAIRS[,ROOT]", spec));
+  }
+  PairTarget t;
+  t.name = spec.substr(0, eq);
+  if (t.name.find_first_of("/\\") != std::string::npos || t.name == "." || t.name == ".." ||
+      t.name == "mean") {
+    throw Error(fmt::format(
+        "target '{}': the name '{}' names a report folder and a choice of best.pt: no slashes, "
+        "not 'mean'",
+        spec, t.name));
+  }
+  const std::string rest = spec.substr(eq + 1);
+  const auto comma = rest.find(',');
+  t.pairs = rest.substr(0, comma);
+  if (comma != std::string::npos) t.root = rest.substr(comma + 1);
+  return t;
+}
+
 PairList read_pairs(const fs::path& path, PairsFormat format) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("cannot open pairs file '{}'", path.string()));
   PairList list;
   list.source = path;
+  if (fs::is_directory(path) || format == PairsFormat::Cfp) {
+    if (!fs::is_directory(path)) {
+      throw Error(fmt::format("CFP protocol folder '{}' does not exist", path.string()));
+    }
+    list.format = PairsFormat::Cfp;
+    read_cfp(list);
+    return list;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("cannot open pairs file '{}'", path.string()));
   list.format = format == PairsFormat::Auto ? detect_format(path, in) : format;
   switch (list.format) {
     case PairsFormat::Lfw:
@@ -290,6 +419,7 @@ PairList read_pairs(const fs::path& path, PairsFormat format) {
       break;
     }
     case PairsFormat::Auto:
+    case PairsFormat::Cfp:
       break;
   }
   if (list.pairs.empty()) throw Error(fmt::format("pairs file '{}' has no pairs", path.string()));

@@ -16,6 +16,9 @@ namespace {
 
 std::string folds_note(const PairList& pairs) {
   if (pairs.num_folds <= 1) return "no folds";
+  if (!pairs.protocol.empty()) {
+    return fmt::format("the {} folds of {}'s protocol", pairs.num_folds, pairs.protocol);
+  }
   if (pairs.folds_from_file) return fmt::format("the {} folds of the pairs file", pairs.num_folds);
   return fmt::format(
       "{} consecutive parts after interleaving same and different pairs (the "
@@ -39,6 +42,19 @@ std::string now_text() {
 std::string pct(double v) { return fmt::format("{:.2f}%", 100 * v); }
 
 }  // namespace
+
+nlohmann::json far_thresholds_json(const std::vector<FarThreshold>& at_far) {
+  auto j = nlohmann::json::array();
+  for (const auto& t : at_far) {
+    j.push_back({{"far", t.far},
+                 {"threshold", t.threshold},
+                 {"tar", t.tar},
+                 {"false_accepts", t.false_accepts},
+                 {"negatives", t.negatives},
+                 {"supported", t.supported}});
+  }
+  return j;
+}
 
 nlohmann::json metrics_json(const VerificationMetrics& m, const PairList& pairs,
                             const EvalSummary& s) {
@@ -69,6 +85,7 @@ nlohmann::json metrics_json(const VerificationMetrics& m, const PairList& pairs,
       {"margin", m.margin},
       {"false_accepts", m.false_accepts},
       {"false_rejects", m.false_rejects},
+      {"thresholds_at_far", far_thresholds_json(m.at_far)},
       {"images", s.images},
       {"skipped_pairs", s.skipped_pairs},
       {"dropped_images", s.dropped_images},
@@ -82,6 +99,7 @@ nlohmann::json metrics_json(const VerificationMetrics& m, const PairList& pairs,
       {"root", s.root},
       {"pairs_file", pairs.source.string()},
       {"pairs_format", to_string(pairs.format)},
+      {"protocol", pairs.protocol},
       {"flip", s.flip},
       {"preprocess", s.preprocess},
   };
@@ -149,8 +167,8 @@ void write_eval_report(const fs::path& dir, const PairList& pairs,
   md += "## Configuration\n\n| | |\n|---|---|\n";
   md += fmt::format("| model | {} |\n", s.model);
   md += fmt::format("| image root | `{}` |\n", s.root);
-  md +=
-      fmt::format("| pairs | `{}` ({} format) |\n", pairs.source.string(), to_string(pairs.format));
+  md += fmt::format("| pairs | `{}` ({} format{}) |\n", pairs.source.string(),
+                    to_string(pairs.format), pairs.protocol.empty() ? "" : ", " + pairs.protocol);
   if (!s.face_detection.empty()) {
     md += fmt::format("| face detection and alignment | {} |\n", s.face_detection);
     md += fmt::format("| images without a face (centre crop) | {}{} |\n", s.no_face_images.size(),
@@ -199,6 +217,17 @@ void write_eval_report(const fs::path& dir, const PairList& pairs,
   md += fmt::format("| EER | {} | where false accepts and false rejects are equally frequent |\n",
                     pct(m.eer));
 
+  md +=
+      "\n## Decision thresholds at a false-accept rate\n\nFrom the different-person pairs "
+      "alone: the lowest threshold at which at most that share of them is accepted. A rate "
+      "below 1 / negatives cannot be shown by these pairs; its threshold only lies above "
+      "every negative.\n\n| FAR | threshold | TAR | false accepts / negatives | shown by the "
+      "pairs |\n|---:|---:|---:|---:|---|\n";
+  for (const auto& t : m.at_far) {
+    md += fmt::format("| {:g} | {:.4f} | {} | {} / {} | {} |\n", t.far, t.threshold, pct(t.tar),
+                      t.false_accepts, t.negatives,
+                      t.supported ? "yes" : fmt::format("no (needs {:.0f})", 1 / t.far));
+  }
   md += "\n## Score distributions\n\n| pairs | mean ± std | range |\n|---|---|---|\n";
   md += fmt::format("| same person | {:.4f} ± {:.4f} | [{:.4f}, {:.4f}] |\n", m.pos.mean, m.pos.std,
                     m.pos.min, m.pos.max);

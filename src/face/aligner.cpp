@@ -160,9 +160,7 @@ AlignTreeResult align_tree(const fs::path& src, const fs::path& dst, const Align
         } else {
           failure_line = rel + " no_face centre_crop";
         }
-      } catch (const Error& e) {
-        failure_line = rel + " unreadable " + e.what();
-      } catch (const std::exception& e) {  // cv::Exception, c10::Error: this image only
+      } catch (const std::exception& e) {  // Error, cv::Exception, c10::Error: this image only
         failure_line = rel + " unreadable " + e.what();
       }
       std::lock_guard<std::mutex> lock(mutex);
@@ -206,7 +204,7 @@ AlignTreeResult align_tree(const fs::path& src, const fs::path& dst, const Align
   for (auto& w : workers) w.join();
   if (bar) bar->finish();
   save();
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = since(start);
   return result;
 }
 

@@ -1,10 +1,12 @@
 #include "arcface/face_encoder.h"
 
+#include <algorithm>
 #include <exception>
 #include <thread>
 
 #include <torch/torch.h>
 
+#include <spdlog/fmt/fmt.h>
 #include <opencv2/imgcodecs.hpp>
 
 #include "arcface/align.h"
@@ -37,6 +39,23 @@ FaceEncoder::FaceEncoder(Embedder& embedder, FaceEncoderOptions options)
 }
 
 FaceEncoder::~FaceEncoder() = default;
+
+std::string FaceEncoder::crop_problem(const cv::Mat& photo) const {
+  if (!detectors_.empty()) return "";
+  // Aligned crops come at the model's size or a few times it (112 for a 64 model); a photo
+  // outside that, or far from square, is not one.
+  const int64_t input = embedder_.preprocess().input_size;
+  const int64_t low = std::max<int64_t>(16, input / 2), high = 4 * std::max<int64_t>(input, 112);
+  const int64_t w = photo.cols, h = photo.rows;
+  if (std::min(w, h) >= low && std::max(w, h) <= high && 2 * std::min(w, h) >= std::max(w, h)) {
+    return "";
+  }
+  return fmt::format(
+      "the photo is {}x{}: without a face detector photos must be aligned face crops near the "
+      "model's {}x{} input ({} to {} pixels a side, at most twice as long as wide); give a "
+      "detector to find faces in photos",
+      w, h, input, input, low, high);
+}
 
 std::vector<std::vector<float>> FaceEncoder::describe(const std::vector<cv::Mat>& crops) {
   std::vector<std::vector<float>> out;
@@ -82,6 +101,9 @@ std::vector<std::vector<NewFace>> FaceEncoder::encode(const std::vector<cv::Mat>
   std::vector<size_t> owner;
   for (size_t i = 0; i < photos.size(); ++i) {
     if (detectors_.empty()) {
+      if (const auto problem = crop_problem(photos[i]); !problem.empty()) {
+        throw Error(fmt::format("'{}': {}", sources[i], problem));
+      }
       NewFace f;
       f.source = sources[i];
       faces[i].push_back(f);

@@ -7,10 +7,12 @@
 #include <faiss/utils/distances.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
 #include <map>
+#include <mutex>
 #include <unordered_map>
 
 #include <spdlog/fmt/fmt.h>
@@ -46,6 +48,15 @@ GalleryModel GalleryModel::from_json(const nlohmann::json& j) {
 }
 
 namespace {
+
+// A process-wide FAISS setting, made once by the first gallery opened. Debian's FAISS is built
+// without AVX2: its own loops score descriptors slowly, while the BLAS it calls from this many
+// queries on (OpenBLAS) runs at the machine's speed. Exact search of 10,000 512-D faces took
+// 4.0 ms per probe, now 0.8 (bench_gallery).
+void search_exactly_through_blas() {
+  static std::once_flag once;
+  std::call_once(once, [] { faiss::distance_compute_blas_threshold = 1; });
+}
 
 std::string now_utc() {
   const std::time_t t = std::time(nullptr);
@@ -201,10 +212,6 @@ struct Gallery::Impl {
   }
 
   std::unique_ptr<faiss::IndexIDMap2> new_index(int64_t faces) const {
-    // Debian's FAISS is built without AVX2: its own loops score descriptors slowly, while the
-    // BLAS it calls from this many queries on (OpenBLAS) runs at the machine's speed. Exact
-    // search of 10,000 512-D faces took 4.0 ms per probe, now 0.8 (bench_gallery).
-    faiss::distance_compute_blas_threshold = 1;
     faiss::Index* inner = nullptr;
     if (faces >= options.hnsw_from) {
       auto* h = new faiss::IndexHNSWFlat(static_cast<int>(model.dim), options.hnsw_m,
@@ -312,6 +319,7 @@ Gallery::Gallery(Gallery&&) noexcept = default;
 Gallery& Gallery::operator=(Gallery&&) noexcept = default;
 
 Gallery Gallery::create(const fs::path& path, const GalleryModel& model, GalleryOptions options) {
+  search_exactly_through_blas();
   std::error_code ec;
   if (fs::exists(path, ec)) {
     throw Error(fmt::format("gallery '{}' exists already (open it, or remove the file first)",
@@ -334,6 +342,7 @@ Gallery Gallery::create(const fs::path& path, const GalleryModel& model, Gallery
 
 Gallery Gallery::open(const fs::path& path, const std::optional<GalleryModel>& model,
                       GalleryOptions options) {
+  search_exactly_through_blas();
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
     throw Error(fmt::format("gallery '{}' not found (make one with arcface gallery create)",
@@ -370,8 +379,48 @@ GalleryModel Gallery::stored_model(const fs::path& path) {
 const GalleryModel& Gallery::model() const { return impl_->model; }
 const fs::path& Gallery::path() const { return impl_->path; }
 
+std::string subject_name_problem(const std::string& name) {
+  if (name.empty()) return "a subject needs a name";
+  if (name.size() > kMaxSubjectName) {
+    return fmt::format("a subject name of {} bytes is longer than the {} allowed", name.size(),
+                       kMaxSubjectName);
+  }
+  for (size_t i = 0; i < name.size();) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c == 0x7F) {
+      return fmt::format("subject name '{}' holds the control character 0x{:02X} at byte {}",
+                         name.substr(0, std::min<size_t>(i, 40)), c, i);
+    }
+    // UTF-8: the lead byte says how many continuation bytes (10xxxxxx) follow; the ranges of
+    // the second byte rule out overlong forms, surrogates and code points past U+10FFFF.
+    int more = -1;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c < 0x80) {
+      more = 0;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      more = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      more = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      more = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    }
+    bool valid = more >= 0 && i + more < name.size();
+    for (int k = 1; valid && k <= more; ++k) {
+      const auto next = static_cast<unsigned char>(name[i + k]);
+      valid = k == 1 ? next >= lo && next <= hi : (next & 0xC0) == 0x80;
+    }
+    if (!valid) return fmt::format("subject name is not valid UTF-8 (byte {})", i);
+    i += 1 + more;
+  }
+  return "";
+}
+
 int64_t Gallery::add_subject(const std::string& name, const nlohmann::json& metadata) {
-  if (name.empty()) throw Error("a subject needs a name");
+  if (const auto problem = subject_name_problem(name); !problem.empty()) throw Error(problem);
   if (impl_->by_name.count(name)) throw Error(fmt::format("subject '{}' exists already", name));
   int64_t id = 0;
   impl_->transaction([&] {
@@ -403,7 +452,7 @@ bool Gallery::has_face(int64_t face) const { return impl_->face_subject.count(fa
 
 void Gallery::rename_subject(const std::string& name, const std::string& new_name) {
   const int64_t id = subject_id(name);
-  if (new_name.empty()) throw Error("a subject needs a name");
+  if (const auto problem = subject_name_problem(new_name); !problem.empty()) throw Error(problem);
   if (impl_->by_name.count(new_name)) {
     throw Error(fmt::format("subject '{}' exists already", new_name));
   }

@@ -19,9 +19,6 @@ namespace arcface {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 std::vector<float> row(const at::Tensor& d, int64_t i) {
   const float* p = d.data_ptr<float>() + i * d.size(1);

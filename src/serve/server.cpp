@@ -299,7 +299,7 @@ void serve(Service& service, Metrics& metrics, const ServerOptions& options) {
   });
   add("POST", "/v1/search", [&](const auto& req, auto& res) {
     int64_t k = integer_param(req, "k", 5);
-    double threshold = number_param(req, "threshold", -1);
+    double threshold = number_param(req, "threshold", std::nan(""));
     if (is_json(req)) {
       const json body = body_json(req);
       k = body_field<int64_t>(body, "k", k);

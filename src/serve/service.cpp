@@ -93,7 +93,16 @@ std::vector<std::vector<NewFace>> Service::encode(const std::vector<Upload>& pho
                                options_.max_photos));
   }
   std::vector<std::future<std::vector<NewFace>>> pending;
-  for (const auto& p : photos) pending.push_back(batcher_.submit(decode(p), p.name));
+  std::vector<cv::Mat> decoded;
+  for (const auto& p : photos) {
+    decoded.push_back(decode(p));
+    if (const auto problem = batcher_.crop_problem(decoded.back()); !problem.empty()) {
+      throw ApiError(422, "not_a_face_crop", fmt::format("'{}': {}", p.name, problem));
+    }
+  }
+  for (size_t i = 0; i < photos.size(); ++i) {
+    pending.push_back(batcher_.submit(std::move(decoded[i]), photos[i].name));
+  }
   std::vector<std::vector<NewFace>> faces;
   for (auto& p : pending) faces.push_back(p.get());
   return faces;
@@ -142,9 +151,11 @@ json Service::verify(const Upload& a, const Upload& b) {
   for (size_t i = 0; i < x.size(); ++i) score += static_cast<double>(x[i]) * y[i];
   json out = {
       {"score", score}, {"a", face_json(faces[0].front())}, {"b", face_json(faces[1].front())}};
-  if (!std::isnan(options_.verify_threshold)) {
-    out["threshold"] = options_.verify_threshold;
-    out["same"] = score >= options_.verify_threshold;
+  if (options_.verify) {
+    out["threshold"] = options_.verify->threshold;
+    out["same"] = score >= options_.verify->threshold;
+    out["far"] = options_.verify->far;
+    out["decision"] = options_.verify->meaning;
   }
   return out;
 }
@@ -156,8 +167,14 @@ json Service::subjects() const {
   return {{"subjects", out}};
 }
 
+void Service::check_subject_name(const std::string& name) const {
+  if (const auto problem = subject_name_problem(name); !problem.empty()) {
+    throw ApiError(400, "bad_request", problem);
+  }
+}
+
 json Service::create_subject(const std::string& name, const json& metadata) {
-  if (name.empty()) throw ApiError(400, "bad_request", "a subject needs a non-empty \"name\"");
+  check_subject_name(name);
   if (!metadata.is_null() && !metadata.is_object()) {
     throw ApiError(400, "bad_request", "\"metadata\" must be a JSON object");
   }
@@ -170,7 +187,7 @@ json Service::create_subject(const std::string& name, const json& metadata) {
 }
 
 json Service::rename_subject(const std::string& name, const std::string& new_name) {
-  if (new_name.empty()) throw ApiError(400, "bad_request", "a subject needs a non-empty \"name\"");
+  check_subject_name(new_name);
   std::lock_guard<std::mutex> lock(gallery_mutex_);
   if (!gallery_.find_subject(name)) throw unknown_subject(name);
   if (gallery_.find_subject(new_name)) {
@@ -204,7 +221,7 @@ json Service::faces(const std::string& subject) const {
 
 json Service::add_faces(const std::string& subject, const std::vector<Upload>& photos,
                         const std::vector<std::string>& paths, bool create) {
-  if (subject.empty()) throw ApiError(400, "bad_request", "a subject needs a non-empty name");
+  check_subject_name(subject);
   std::vector<Upload> all = photos;
   for (const auto& p : paths) {
     const fs::path file = server_file(p);
@@ -271,8 +288,22 @@ json Service::matches(const std::vector<float>& descriptor, int64_t k, double th
   return out;
 }
 
+double Service::search_threshold(double asked, json& answer) const {
+  if (!std::isnan(asked)) {
+    answer["threshold"] = asked;
+    return asked;
+  }
+  if (!options_.search) return -1;
+  answer["threshold"] = options_.search->threshold;
+  answer["far"] = options_.search->far;
+  answer["decision"] = options_.search->meaning;
+  return options_.search->threshold;
+}
+
 json Service::search(const Upload& photo, int64_t k, double threshold) {
   check_k(k);
+  json out = {{"photo", photo.name}};
+  threshold = search_threshold(threshold, out);
   const auto found = encode({photo}).front();
   if (found.empty()) {
     throw ApiError(422, "no_face", fmt::format("no face found in '{}'", photo.name));
@@ -283,7 +314,8 @@ json Service::search(const Upload& photo, int64_t k, double threshold) {
     j["matches"] = matches(f.embedding, k, threshold);
     faces.push_back(j);
   }
-  return {{"photo", photo.name}, {"faces", faces}};
+  out["faces"] = faces;
+  return out;
 }
 
 json Service::search(const std::vector<float>& descriptor, int64_t k, double threshold) {
@@ -301,7 +333,10 @@ json Service::search(const std::vector<float>& descriptor, int64_t k, double thr
   }
   std::vector<float> unit(descriptor);
   for (float& v : unit) v = static_cast<float>(v / std::sqrt(norm));
-  return {{"faces", json::array({{{"box", nullptr}, {"matches", matches(unit, k, threshold)}}})}};
+  json out = json::object();
+  threshold = search_threshold(threshold, out);
+  out["faces"] = json::array({{{"box", nullptr}, {"matches", matches(unit, k, threshold)}}});
+  return out;
 }
 
 }  // namespace arcface

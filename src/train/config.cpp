@@ -12,6 +12,7 @@
 
 #include "arcface/error.h"
 #include "arcface/names.h"
+#include "arcface/pairs.h"
 
 namespace arcface {
 
@@ -71,6 +72,9 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("val.root", c.val.root);
   v("val.pairs", c.val.pairs);
   v("val.pairs_format", c.val.pairs_format);
+  v("val.name", c.val.name);
+  v("val.targets", c.val.targets);
+  v("val.select", c.val.select);
   v("val.interval", c.val.interval);
   v("val.folds", c.val.folds);
   v("val.flip", c.val.flip);
@@ -91,7 +95,6 @@ void visit_config(TrainConfig& c, Visitor&& v) {
   v("distill.hard_weight", c.distill.hard_weight);
   v("distill.teacher_flip", c.distill.teacher_flip);
   v("paths.checkpoints_path", c.paths.checkpoints_path);
-  v("paths.test_model_path", c.paths.test_model_path);
 }
 
 template <class T>
@@ -100,6 +103,7 @@ const char* type_name() {
   if constexpr (std::is_integral_v<T>) return "an integer";
   if constexpr (std::is_floating_point_v<T>) return "a number";
   if constexpr (std::is_same_v<T, std::string>) return "a string";
+  if constexpr (std::is_same_v<T, std::vector<std::string>>) return "a list of strings";
   return "a list of numbers";
 }
 
@@ -139,7 +143,8 @@ struct Reader {
     if (!node.IsDefined() || node.IsNull()) return;
     try {
       if constexpr (std::is_same_v<T, std::vector<double>> ||
-                    std::is_same_v<T, std::vector<int64_t>>) {
+                    std::is_same_v<T, std::vector<int64_t>> ||
+                    std::is_same_v<T, std::vector<std::string>>) {
         // A single number is accepted where a list is expected: mean: 0.5.
         field = node.IsSequence() ? node.as<T>() : T{node.as<typename T::value_type>()};
       } else {
@@ -295,6 +300,24 @@ void check_config(const TrainConfig& c) {
   require(c.val.interval >= 1, "val.interval", c.val.interval, "must be >= 1");
   require(c.val.folds >= 1, "val.folds", c.val.folds, "must be >= 1");
   require(c.val.batch_size >= 1, "val.batch_size", c.val.batch_size, "must be >= 1");
+  std::vector<std::string> names{c.val.name};
+  for (const auto& spec : c.val.targets) {
+    require(!c.val.pairs.empty(), "val.targets", spec, "needs val.root and val.pairs first");
+    PairTarget t;
+    try {
+      t = parse_pair_target(spec);
+    } catch (const Error& e) {
+      throw Error(fmt::format("config key 'val.targets': {}", e.what()));
+    }
+    require(std::find(names.begin(), names.end(), t.name) == names.end(), "val.targets", spec,
+            "names a target twice");
+    names.push_back(t.name);
+  }
+  require(
+      c.val.select.empty() || c.val.select == "mean" ||
+          std::find(names.begin(), names.end(), c.val.select) != names.end(),
+      "val.select", c.val.select,
+      fmt::format("must be empty (the first target), mean, or one of: {}", fmt::join(names, ", ")));
   require(c.val.root.empty() == c.val.pairs.empty(), "val.pairs", c.val.pairs,
           "val.root and val.pairs are given together or not at all");
   const auto& d = c.distill;

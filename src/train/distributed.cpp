@@ -11,6 +11,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "arcface/error.h"
+#include "util/progress.h"
 
 namespace arcface {
 
@@ -202,7 +203,6 @@ void DataParallel::launch(size_t bucket) {
   auto& b = impl_->buckets[bucket];
   std::vector<at::Tensor> one{b.flat};
   b.work = impl_->group->allreduce(one);
-  ++reductions_;
 }
 
 void DataParallel::finish_gradients() {
@@ -227,7 +227,7 @@ void DataParallel::finish_gradients() {
     for (auto& b : m.buckets) b.work->wait();
     return 0;
   });
-  wait_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+  wait_seconds_ += since(start);
   torch::NoGradGuard no_grad;
   for (auto& b : m.buckets) {
     b.flat.div_(options_.world_size);
@@ -254,13 +254,6 @@ std::vector<double> DataParallel::sum(const std::vector<double>& values) {
   });
   const auto t = one[0].contiguous();
   return {t.data_ptr<double>(), t.data_ptr<double>() + t.numel()};
-}
-
-void DataParallel::barrier() {
-  collective("waiting for the other ranks", [&] {
-    impl_->group->barrier()->wait();
-    return 0;
-  });
 }
 
 }  // namespace arcface

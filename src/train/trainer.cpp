@@ -43,9 +43,6 @@ namespace {
 std::atomic<bool> stop_requested{false};
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 BackboneOptions backbone_options(const TrainConfig& c) {
   return BackboneOptions(canonical_backbone_name(c.model.backbone))
@@ -289,15 +286,27 @@ TrainingImages training_images(const TrainConfig& config) {
   return t;
 }
 
-std::optional<PairList> validation_pairs(const TrainConfig& config) {
+std::vector<ValTarget> validation_targets(const TrainConfig& config) {
   const auto& v = config.val;
-  if (v.pairs.empty()) return std::nullopt;
-  PairList pairs = read_pairs(v.pairs, parse_pairs_format(v.pairs_format));
-  if (v.folds < pairs.num_folds) pairs.keep_folds(static_cast<int32_t>(v.folds));
-  check_pair_images(pairs, v.root, false,
-                    static_cast<int>(std::max<int64_t>(2, config.data.workers)),
-                    fmt::format("(val.root '{}')", v.root));
-  return pairs;
+  std::vector<ValTarget> out;
+  if (v.pairs.empty()) return out;
+  std::vector<PairTarget> targets{{v.name, v.pairs, v.root}};
+  for (const auto& spec : v.targets) targets.push_back(parse_pair_target(spec));
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const auto& t = targets[i];
+    PairList pairs =
+        read_pairs(t.pairs, i == 0 ? parse_pairs_format(v.pairs_format) : PairsFormat::Auto);
+    if (v.folds < pairs.num_folds) pairs.keep_folds(static_cast<int32_t>(v.folds));
+    if (pairs.format != PairsFormat::Bin && t.root.empty()) {
+      throw Error(fmt::format("validation target {}: '{}' names image paths; give its root", t.name,
+                              t.pairs.string()));
+    }
+    check_pair_images(pairs, t.root, false,
+                      static_cast<int>(std::max<int64_t>(2, config.data.workers)),
+                      fmt::format("(validation target {}, root '{}')", t.name, t.root.string()));
+    out.push_back({t.name, t.root, std::move(pairs)});
+  }
+  return out;
 }
 
 namespace {
@@ -348,7 +357,7 @@ class Run {
     learner_->precision(parse_precision(tc_.precision));
 
     images_ = training_images(c_);
-    val_pairs_ = validation_pairs(c_);
+    val_targets_ = validation_targets(c_);
 
     // The other ranks; only rank 0 writes the run directory and the log.
     if (dist.enabled()) ranks_ = std::make_shared<DataParallel>(dist);
@@ -674,7 +683,7 @@ class Run {
     if (progress) progress->finish();
     if (ranks_) stats = summed(stats, *ranks_);
     nlohmann::json record = summarise_epoch(epoch, lr, stats, allreduce_before);
-    if (writer_ && val_pairs_ &&
+    if (writer_ && !val_targets_.empty() &&
         ((epoch + 1) % c_.val.interval == 0 || epoch + 1 == tc_.max_epoch)) {
       record["val"] = validate();
     }
@@ -751,7 +760,9 @@ class Run {
     return record;
   }
 
-  // The validation pairs through the backbone as it is now, in the training's precision.
+  // The validation targets through the backbone as it is now, in the training's precision. The
+  // first target's metrics stay at the top (as with one target); with more, "targets" holds
+  // each by name and "mean_accuracy" their mean.
   nlohmann::json validate() {
     backbone()->eval();
     Embedder embedder(backbone(), preprocess_);
@@ -761,23 +772,36 @@ class Run {
     eo.batch_size = c_.val.batch_size;
     eo.workers = c_.data.workers;
     eo.progress = options_.progress;
-    const auto val = evaluate_pairs(embedder, *val_pairs_, c_.val.root, eo);
+    nlohmann::json each = nlohmann::json::object();
+    double sum = 0;
+    for (const auto& t : val_targets_) {
+      const auto val = evaluate_pairs(embedder, t.pairs, t.root, eo);
+      const auto& m = val.metrics;
+      const int32_t folds = t.pairs.num_folds;
+      log_->info(
+          "Validation on {} ({} pairs, {} folds): {}-fold {:.4f} ± {:.4f}, best-threshold "
+          "{:.4f}, AUC {:.4f} ({:.1f}s)",
+          t.name, m.pairs, folds, folds, m.accuracy_10fold_mean, m.accuracy_10fold_std,
+          m.accuracy_best, m.roc_auc, val.seconds);
+      each[t.name] = {{"pairs", m.pairs},
+                      {"folds", folds},
+                      {"accuracy_10fold_mean", m.accuracy_10fold_mean},
+                      {"accuracy_10fold_std", m.accuracy_10fold_std},
+                      {"accuracy_best", m.accuracy_best},
+                      {"threshold_best", m.threshold_best},
+                      {"roc_auc", m.roc_auc},
+                      {"seconds", val.seconds}};
+      sum += folds > 1 ? m.accuracy_10fold_mean : m.accuracy_best;
+    }
     learner_->train();
-    const auto& m = val.metrics;
-    const int32_t folds = val_pairs_->num_folds;
-    log_->info(
-        "Validation ({} pairs, {} folds): {}-fold {:.4f} ± {:.4f}, best-threshold {:.4f}, "
-        "AUC {:.4f} ({:.1f}s)",
-        m.pairs, folds, folds, m.accuracy_10fold_mean, m.accuracy_10fold_std, m.accuracy_best,
-        m.roc_auc, val.seconds);
-    return {{"pairs", m.pairs},
-            {"folds", folds},
-            {"accuracy_10fold_mean", m.accuracy_10fold_mean},
-            {"accuracy_10fold_std", m.accuracy_10fold_std},
-            {"accuracy_best", m.accuracy_best},
-            {"threshold_best", m.threshold_best},
-            {"roc_auc", m.roc_auc},
-            {"seconds", val.seconds}};
+    nlohmann::json out = each[val_targets_.front().name];
+    out["mean_accuracy"] = sum / static_cast<double>(val_targets_.size());
+    if (val_targets_.size() > 1) {
+      out["targets"] = each;
+      log_->info("Validation mean over {} targets: {:.4f}", val_targets_.size(),
+                 out["mean_accuracy"].get<double>());
+    }
+    return out;
   }
 
   // The checkpoint policy: last.pt every epoch, epoch_NNN.pt every save_interval, best.pt
@@ -791,10 +815,20 @@ class Run {
       candidate["value"] = record["teacher_cosine"];
     }
     if (record.contains("val")) {
+      // val.select: the first target (today's names), another target by name, or the mean.
       const auto& v = record["val"];
-      const bool folds = v["folds"].get<int32_t>() > 1;
-      candidate["metric"] = folds ? "val_accuracy_10fold" : "val_accuracy_best";
-      candidate["value"] = folds ? v["accuracy_10fold_mean"] : v["accuracy_best"];
+      const std::string& select = c_.val.select;
+      if (select == "mean") {
+        candidate["metric"] = "val_mean_accuracy";
+        candidate["value"] = v["mean_accuracy"];
+      } else {
+        const bool first = select.empty() || select == c_.val.name;
+        const auto& t = first ? v : v["targets"][select];
+        const bool folds = t["folds"].get<int32_t>() > 1;
+        candidate["metric"] =
+            fmt::format("val_{}accuracy_{}", first ? "" : select + "_", folds ? "10fold" : "best");
+        candidate["value"] = folds ? t["accuracy_10fold_mean"] : t["accuracy_best"];
+      }
     }
     const bool improved = beats(candidate, best_);
     if (improved) best_ = candidate;
@@ -832,7 +866,7 @@ class Run {
   c10::Device device_{c10::kCPU};
   std::optional<Learner> learner_;
   TrainingImages images_;
-  std::optional<PairList> val_pairs_;
+  std::vector<ValTarget> val_targets_;
   std::shared_ptr<DataParallel> ranks_;
   bool writer_ = true;
   std::shared_ptr<spdlog::logger> log_;

@@ -38,9 +38,16 @@ struct TrainingImages {
 /// (data.bad_images: error) or is left out and listed (skip).
 TrainingImages training_images(const TrainConfig& config);
 
-/// The validation pairs (val.pairs, first val.folds folds), every image checked to exist and
-/// decode; none when validation is off.
-std::optional<PairList> validation_pairs(const TrainConfig& config);
+/// A validation target: its name, image root and pairs.
+struct ValTarget {
+  std::string name;
+  fs::path root;
+  PairList pairs;
+};
+
+/// The validation targets (val.root + val.pairs as val.name, then val.targets), each cut to its
+/// first val.folds folds, every image checked to exist and decode; none when validation is off.
+std::vector<ValTarget> validation_targets(const TrainConfig& config);
 
 /// Whether an epoch's {metric, value, epoch} beats the best so far. With validation configured,
 /// validated epochs compete only with each other: a training accuracy never replaces a

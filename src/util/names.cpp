@@ -72,7 +72,8 @@ const NameTable<PairsFormat>& table() {
                                         {{PairsFormat::Auto, {"auto"}},
                                          {PairsFormat::Lfw, {"lfw"}},
                                          {PairsFormat::List, {"list"}},
-                                         {PairsFormat::Bin, {"bin"}}}};
+                                         {PairsFormat::Bin, {"bin"}},
+                                         {PairsFormat::Cfp, {"cfp"}}}};
   return t;
 }
 template <>

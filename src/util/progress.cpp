@@ -52,7 +52,7 @@ void Progress::clear() {
 }
 
 void Progress::draw(const std::string& note, bool final_line) {
-  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double elapsed = since(start_);
   double rate = elapsed > 0 ? done_ / elapsed : 0.0;
   double eta = rate > 0 ? (total_ - done_) / rate : 0.0;
   constexpr int kWidth = 28;

@@ -28,6 +28,11 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
+/// Seconds since `start` on the steady clock.
+inline double since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 /// "1m23s", "2h05m", "0.4s".
 std::string format_duration(double seconds);
 
