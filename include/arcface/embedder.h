@@ -68,6 +68,8 @@ class Embedder {
   at::Tensor embed(const Image& face, FlipMode flip = FlipMode::None);
   /// Cosine similarity of two unit descriptors [1, D] or [D].
   static double match(const at::Tensor& a, const at::Tensor& b);
+  /// The same for two unit descriptors of `dim` values, summed in double precision.
+  static double match(const float* a, const float* b, int64_t dim);
 
  private:
   Embedder() = default;

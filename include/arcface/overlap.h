@@ -31,7 +31,8 @@ People people_in_list(const fs::path& list, const fs::path& root);
 
 struct OverlapOptions {
   EvalOptions eval;  // flip, batch size, decoding threads
-  /// The threshold is the score that this share of genuine half-pairs reaches...
+  /// The threshold is the score that this share of genuine half-pairs (each person with four
+  /// photos or more, split in two halves of alternate photos) reaches...
   double recall = 0.99;
   /// ...unless given here (> -1).
   double threshold = -2;

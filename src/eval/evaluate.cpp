@@ -84,11 +84,7 @@ EvalResult evaluate_pairs(Embedder& embedder, const PairList& pairs, const fs::p
   std::vector<bool> same;
   std::vector<int32_t> folds;
   for (const auto& p : pairs.pairs) {
-    const float* a = data + p.a * dim;
-    const float* b = data + p.b * dim;
-    double dot = 0;
-    for (int64_t k = 0; k < dim; ++k) dot += static_cast<double>(a[k]) * b[k];
-    result.scores.push_back(dot);
+    result.scores.push_back(Embedder::match(data + p.a * dim, data + p.b * dim, dim));
     same.push_back(p.same);
     folds.push_back(p.fold);
   }

@@ -18,8 +18,13 @@ namespace arcface {
 
 namespace {
 
-// Unit mean descriptors of the people, and of two halves (alternate images) of those with two or
-// more: the genuine scores.
+// A person's two halves measure how close two means of the same face come: with fewer than two
+// photos a half (LFW's many two-photo people) compares single photos, far noisier than the means
+// the overlap compares, and would pull the threshold down.
+constexpr size_t kHalvesFrom = 4;
+
+// Unit mean descriptors of the people, and of two halves (alternate images) of those with
+// kHalvesFrom or more: the genuine scores.
 struct Means {
   at::Tensor people;          // [P, D]
   at::Tensor half_a, half_b;  // [Q, D]
@@ -50,7 +55,7 @@ Means mean_descriptors(Embedder& embedder, const People& set, const EvalOptions&
                                               torch::nn::functional::NormalizeFuncOptions().dim(1));
   std::vector<int64_t> paired;
   for (int64_t p = 0; p < people; ++p) {
-    if (set.images[p].size() >= 2) paired.push_back(p);
+    if (set.images[p].size() >= kHalvesFrom) paired.push_back(p);
   }
   const at::Tensor keep = torch::tensor(paired, torch::kLong);
   const auto unit = torch::nn::functional::NormalizeFuncOptions().dim(1);
@@ -140,7 +145,11 @@ OverlapResult find_overlap(Embedder& embedder, const People& train, const People
       to_vector(torch::cat({(a.half_a * a.half_b).sum(1), (b.half_a * b.half_b).sum(1)}));
   const auto impostor =
       to_vector(torch::cat({different_people(a.people), different_people(b.people)}));
-  if (genuine.empty()) throw Error("overlap: nobody has two images to measure a genuine score");
+  if (genuine.empty()) {
+    throw Error(fmt::format(
+        "overlap: nobody has {} images to measure one person against themself; give --threshold",
+        kHalvesFrom));
+  }
   r.genuine = score_stats(genuine);
   r.impostor = score_stats(impostor);
   r.genuine_percentiles = percentiles(genuine);

@@ -162,6 +162,12 @@ double Embedder::match(const at::Tensor& a, const at::Tensor& b) {
   return (a.flatten() * b.flatten()).sum().item<double>();
 }
 
+double Embedder::match(const float* a, const float* b, int64_t dim) {
+  double dot = 0;
+  for (int64_t k = 0; k < dim; ++k) dot += static_cast<double>(a[k]) * b[k];
+  return dot;
+}
+
 }  // namespace arcface
 
 namespace arcface {

@@ -147,8 +147,7 @@ json Service::verify(const Upload& a, const Upload& b) {
   }
   const auto& x = faces[0].front().embedding;
   const auto& y = faces[1].front().embedding;
-  double score = 0;
-  for (size_t i = 0; i < x.size(); ++i) score += static_cast<double>(x[i]) * y[i];
+  const double score = Embedder::match(x.data(), y.data(), static_cast<int64_t>(x.size()));
   json out = {
       {"score", score}, {"a", face_json(faces[0].front())}, {"b", face_json(faces[1].front())}};
   if (options_.verify) {
