@@ -171,5 +171,22 @@ TEST(Pairs, DamagedCfpProtocolNamesFileAndLine) {
   expect_error(dir / "Split" / "XX", "cannot open pairs file");
 }
 
+TEST(Pairs, TargetsNeedARootForImagePaths) {
+  const auto spec = parse_pair_target("sample=" + (sample_dir() / "pairs.txt").string());
+  EXPECT_EQ(spec.name, "sample");
+  EXPECT_TRUE(spec.root.empty());
+  try {
+    read_pair_target(spec);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("target sample:"), std::string::npos) << e.what();
+  }
+  auto rooted = spec;
+  rooted.root = sample_dir() / "lfw";
+  EXPECT_EQ(read_pair_target(rooted).pairs.size(), 120u);
+  EXPECT_THROW(parse_pair_target("a/b=pairs.txt"), Error);
+  EXPECT_THROW(parse_pair_target("=pairs.txt"), Error);
+}
+
 }  // namespace
 }  // namespace arcface

@@ -27,9 +27,11 @@ void add_eval(CLI::App& app) {
   auto args = std::make_shared<Args>();
   args->model.add_to(cmd);
   cmd->add_option("--root", args->root, "image root the pairs' paths are relative to");
-  cmd->add_option("--pairs", args->pairs, "pairs.txt, lfw_test_pair.txt or an insightface .bin")
+  cmd->add_option("--pairs", args->pairs,
+                  "pairs.txt, lfw_test_pair.txt, an insightface .bin, or CFP's Split/FF or "
+                  "Split/FP folder")
       ->required();
-  cmd->add_option("--pairs-format", args->pairs_format, "auto, lfw, list or bin")
+  cmd->add_option("--pairs-format", args->pairs_format, "auto, lfw, list, bin or cfp")
       ->capture_default_str();
   cmd->add_option("--flip", args->flip, "concat (seed 000), sum (insightface) or none")
       ->capture_default_str();

@@ -13,10 +13,9 @@ void add_overlap(CLI::App& app) {
       "Training people who look like test people (mean descriptors of a reference model)");
   struct Args {
     ModelArgs model;
-    std::string train_root, train_list, test_root, flip = "sum", out = "overlap";
+    std::string train_root, train_list, test_root, out = "overlap";
     OverlapOptions options;
-    int64_t batch_size = 64, workers = 2;
-    bool no_progress = false;
+    EvalArgs eval;
   };
   auto args = std::make_shared<Args>();
   args->model.add_to(cmd);
@@ -32,11 +31,7 @@ void add_overlap(CLI::App& app) {
   cmd->add_option("--threshold", args->options.threshold, "a cosine threshold instead of --recall");
   cmd->add_option("--closest", args->options.closest, "closest pairs listed whatever their score")
       ->capture_default_str();
-  cmd->add_option("--flip", args->flip, "none, sum or concat")->capture_default_str();
-  cmd->add_option("--batch-size", args->batch_size, "images per network batch")
-      ->capture_default_str();
-  cmd->add_option("--workers", args->workers, "decoding threads")->capture_default_str();
-  cmd->add_flag("--no-progress", args->no_progress, "no progress bar");
+  args->eval.add_to(cmd, "sum", 2);
   cmd->add_option("--out", args->out, "output directory")->capture_default_str();
   cmd->callback([args] {
     const People train = args->train_list.empty()
@@ -48,10 +43,7 @@ void add_overlap(CLI::App& app) {
                describe(embedder.preprocess()), to_string(embedder.precision()), train.names.size(),
                test.names.size());
     auto& o = args->options;
-    o.eval.flip = parse_flip_mode(args->flip);
-    o.eval.batch_size = args->batch_size;
-    o.eval.workers = args->workers;
-    o.eval.progress = !args->no_progress;
+    o.eval = args->eval.options();
     const OverlapResult r = find_overlap(embedder, train, test, o);
     const auto& g = r.genuine_percentiles;
     const auto& i = r.impostor_percentiles;

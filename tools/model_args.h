@@ -13,6 +13,7 @@
 #include "arcface/config.h"
 #include "arcface/embedder.h"
 #include "arcface/error.h"
+#include "arcface/evaluate.h"
 #include "arcface/system.h"
 
 namespace arcface::cli {
@@ -43,6 +44,32 @@ inline std::vector<double> parse_channel_values(const std::string& text, const s
   }
   return values;
 }
+
+/// How a command describes many images: flip, batch, decoding threads and progress.
+struct EvalArgs {
+  std::string flip;
+  int64_t batch_size = 64, workers = 1;
+  bool no_progress = false;
+
+  void add_to(CLI::App* cmd, const std::string& default_flip, int64_t default_workers = 1) {
+    flip = default_flip;
+    workers = default_workers;
+    cmd->add_option("--flip", flip, "none, concat (seed 000) or sum (insightface)")
+        ->capture_default_str();
+    cmd->add_option("--batch-size", batch_size, "images per network batch")->capture_default_str();
+    cmd->add_option("--workers", workers, "decoding threads")->capture_default_str();
+    cmd->add_flag("--no-progress", no_progress, "no progress bar");
+  }
+
+  EvalOptions options() const {
+    EvalOptions o;
+    o.flip = parse_flip_mode(flip);
+    o.batch_size = batch_size;
+    o.workers = workers;
+    o.progress = !no_progress;
+    return o;
+  }
+};
 
 struct ModelArgs {
   std::string model, device = "cpu", color = "rgb", backbone, precision = "auto";

@@ -52,6 +52,10 @@ struct PairTarget {
 /// "NAME=PAIRS[,ROOT]", e.g. "CFP-FP=cfp/Protocol/Split/FP,cfp/cfp-align-112".
 PairTarget parse_pair_target(const std::string& spec);
 
+/// Reads a target's pair list: read_pairs, and an Error naming the target when its list names
+/// image paths but it has no root.
+PairList read_pair_target(const PairTarget& target, PairsFormat format = PairsFormat::Auto);
+
 /// Reads a pair list; a malformed line is an error naming the file and line number. A folder is
 /// CFP's protocol as distributed: `Protocol/Split/FF` (frontal-frontal) or `Split/FP`
 /// (frontal-profile), with `Pair_list_F.txt` and `Pair_list_P.txt` two levels up; images are

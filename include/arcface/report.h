@@ -32,9 +32,6 @@ struct EvalSummary {
   std::string precision;  // fp32 or bf16: scores move by about 0.02 between them
 };
 
-/// The thresholds at false-accept rates as metrics.json holds them.
-nlohmann::json far_thresholds_json(const std::vector<FarThreshold>& at_far);
-
 /// metrics.json: every metric plus the run's facts.
 nlohmann::json metrics_json(const VerificationMetrics& m, const PairList& pairs,
                             const EvalSummary& summary);

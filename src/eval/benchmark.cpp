@@ -1,10 +1,11 @@
 #include "arcface/benchmark.h"
 
-#include <fstream>
+#include <set>
 
 #include <spdlog/fmt/fmt.h>
 #include <nlohmann/json.hpp>
 
+#include "arcface/checkpoint.h"
 #include "arcface/error.h"
 #include "arcface/report.h"
 
@@ -33,14 +34,15 @@ std::string tar_cell(const VerificationMetrics& m, double far) {
 std::vector<BenchmarkRow> run_benchmark(Embedder& embedder, const std::vector<PairTarget>& targets,
                                         const EvalOptions& options) {
   if (targets.empty()) throw Error("benchmark: no targets");
-  // Read every list first, so a bad path fails before hours of embedding.
+  // Read every list first, so a bad path fails before hours of embedding; each target's
+  // report has a folder of its name, so a name given twice would overwrite one.
   std::vector<PairList> lists;
+  std::set<std::string> names;
   for (const auto& t : targets) {
-    lists.push_back(read_pairs(t.pairs));
-    if (lists.back().format != PairsFormat::Bin && t.root.empty()) {
-      throw Error(fmt::format("target '{}': '{}' names image paths; give NAME=PAIRS,ROOT", t.name,
-                              t.pairs.string()));
+    if (!names.insert(t.name).second) {
+      throw Error(fmt::format("benchmark: the target name '{}' is given twice", t.name));
     }
+    lists.push_back(read_pair_target(t));
   }
   std::vector<BenchmarkRow> rows;
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -99,12 +101,8 @@ void write_benchmark(const fs::path& dir, const Embedder& embedder, FlipMode fli
                              "\nFlip: {}; precision: {}. Each target's report is in its "
                              "own folder.\n",
                              to_string(flip), to_string(embedder.precision()));
-  for (const auto& [name, text] :
-       {std::pair{"table.md", md}, std::pair{"table.json", table.dump(2) + "\n"}}) {
-    std::ofstream out(dir / name);
-    out << text;
-    if (!out) throw Error(fmt::format("cannot write '{}'", (dir / name).string()));
-  }
+  write_file_atomic(dir / "table.md", md);
+  write_file_atomic(dir / "table.json", table.dump(2) + "\n");
 }
 
 }  // namespace arcface

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <map>
 
 #include <torch/torch.h>
@@ -10,6 +9,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <nlohmann/json.hpp>
 
+#include "arcface/checkpoint.h"
 #include "arcface/dataset.h"
 #include "arcface/error.h"
 #include "util/progress.h"
@@ -77,26 +77,21 @@ std::vector<double> to_vector(const at::Tensor& t) {
   return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
 }
 
-std::vector<double> percentiles(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
+// The value at quantile q of sorted values (the lower of two neighbours).
+double quantile(const std::vector<double>& sorted, double q) {
+  return sorted.empty() ? 0 : sorted[static_cast<size_t>(q * (sorted.size() - 1))];
+}
+
+std::vector<double> percentiles(const std::vector<double>& sorted) {
   std::vector<double> out;
-  for (double q : {0.01, 0.05, 0.5, 0.95, 0.99, 0.999}) {
-    out.push_back(v.empty() ? 0 : v[static_cast<size_t>(q * (v.size() - 1))]);
-  }
+  for (double q : {0.01, 0.05, 0.5, 0.95, 0.99, 0.999}) out.push_back(quantile(sorted, q));
   return out;
 }
 
-double share_at_least(const std::vector<double>& v, double threshold) {
-  if (v.empty()) return 0;
-  return static_cast<double>(
-             std::count_if(v.begin(), v.end(), [&](double s) { return s >= threshold; })) /
-         v.size();
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out) throw Error(fmt::format("cannot write '{}'", path.string()));
+double share_at_least(const std::vector<double>& sorted, double threshold) {
+  if (sorted.empty()) return 0;
+  const auto below = std::lower_bound(sorted.begin(), sorted.end(), threshold) - sorted.begin();
+  return static_cast<double>(sorted.size() - below) / sorted.size();
 }
 
 }  // namespace
@@ -141,10 +136,11 @@ OverlapResult find_overlap(Embedder& embedder, const People& train, const People
   const Means b = mean_descriptors(embedder, test, options.eval);
 
   OverlapResult r;
-  const auto genuine =
+  auto genuine =
       to_vector(torch::cat({(a.half_a * a.half_b).sum(1), (b.half_a * b.half_b).sum(1)}));
-  const auto impostor =
-      to_vector(torch::cat({different_people(a.people), different_people(b.people)}));
+  auto impostor = to_vector(torch::cat({different_people(a.people), different_people(b.people)}));
+  std::sort(genuine.begin(), genuine.end());
+  std::sort(impostor.begin(), impostor.end());
   if (genuine.empty()) {
     throw Error(fmt::format(
         "overlap: nobody has {} images to measure one person against themself; give --threshold",
@@ -160,9 +156,7 @@ OverlapResult find_overlap(Embedder& embedder, const People& train, const People
     if (!(options.recall > 0 && options.recall < 1)) {
       throw Error(fmt::format("overlap: recall {} is not in (0, 1)", options.recall));
     }
-    auto sorted = genuine;
-    std::sort(sorted.begin(), sorted.end());
-    r.threshold = sorted[static_cast<size_t>((1 - options.recall) * (sorted.size() - 1))];
+    r.threshold = quantile(genuine, 1 - options.recall);
   }
   r.genuine_above = share_at_least(genuine, r.threshold);
   r.impostor_above = share_at_least(impostor, r.threshold);
@@ -196,8 +190,8 @@ void write_overlap(const fs::path& dir, const People& train, const People& test,
     }
     return tsv;
   };
-  write_text(dir / "overlap.tsv", rows(r.matches));
-  write_text(dir / "closest.tsv", rows(r.closest));
+  write_file_atomic(dir / "overlap.tsv", rows(r.matches));
+  write_file_atomic(dir / "closest.tsv", rows(r.closest));
   std::string exclude = fmt::format(
       "# training people whose mean descriptor reaches cosine {:.4f} with a person of {}\n",
       r.threshold, test.root.string());
@@ -205,7 +199,7 @@ void write_overlap(const fs::path& dir, const People& train, const People& test,
     exclude += fmt::format("# {} ~ {} {:.4f}\n", train.names[p.train], test.names[p.test], p.score);
     for (const auto& image : train.images[p.train]) exclude += image + "\n";
   }
-  write_text(dir / "exclude.txt", exclude);
+  write_file_atomic(dir / "exclude.txt", exclude);
   auto stats = [](const ScoreStats& s, const std::vector<double>& q) {
     return nlohmann::json{{"count", s.count}, {"mean", s.mean}, {"std", s.std}, {"min", s.min},
                           {"max", s.max},     {"p1", q[0]},     {"p5", q[1]},   {"median", q[2]},
@@ -222,7 +216,7 @@ void write_overlap(const fs::path& dir, const People& train, const People& test,
                             {"impostor_at_or_above", r.impostor_above},
                             {"matched_train_people", r.matches.size()},
                             {"seconds", r.seconds}};
-  write_text(dir / "overlap.json", j.dump(2) + "\n");
+  write_file_atomic(dir / "overlap.json", j.dump(2) + "\n");
 }
 
 }  // namespace arcface

@@ -392,6 +392,15 @@ PairTarget parse_pair_target(const std::string& spec) {
   return t;
 }
 
+PairList read_pair_target(const PairTarget& target, PairsFormat format) {
+  PairList pairs = read_pairs(target.pairs, format);
+  if (pairs.format != PairsFormat::Bin && target.root.empty()) {
+    throw Error(fmt::format("target {}: '{}' names image paths; give its root (NAME=PAIRS,ROOT)",
+                            target.name, target.pairs.string()));
+  }
+  return pairs;
+}
+
 PairList read_pairs(const fs::path& path, PairsFormat format) {
   PairList list;
   list.source = path;

@@ -41,8 +41,6 @@ std::string now_text() {
 
 std::string pct(double v) { return fmt::format("{:.2f}%", 100 * v); }
 
-}  // namespace
-
 nlohmann::json far_thresholds_json(const std::vector<FarThreshold>& at_far) {
   auto j = nlohmann::json::array();
   for (const auto& t : at_far) {
@@ -55,6 +53,8 @@ nlohmann::json far_thresholds_json(const std::vector<FarThreshold>& at_far) {
   }
   return j;
 }
+
+}  // namespace
 
 nlohmann::json metrics_json(const VerificationMetrics& m, const PairList& pairs,
                             const EvalSummary& s) {

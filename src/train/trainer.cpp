@@ -295,12 +295,8 @@ std::vector<ValTarget> validation_targets(const TrainConfig& config) {
   for (size_t i = 0; i < targets.size(); ++i) {
     const auto& t = targets[i];
     PairList pairs =
-        read_pairs(t.pairs, i == 0 ? parse_pairs_format(v.pairs_format) : PairsFormat::Auto);
+        read_pair_target(t, i == 0 ? parse_pairs_format(v.pairs_format) : PairsFormat::Auto);
     if (v.folds < pairs.num_folds) pairs.keep_folds(static_cast<int32_t>(v.folds));
-    if (pairs.format != PairsFormat::Bin && t.root.empty()) {
-      throw Error(fmt::format("validation target {}: '{}' names image paths; give its root", t.name,
-                              t.pairs.string()));
-    }
     check_pair_images(pairs, t.root, false,
                       static_cast<int>(std::max<int64_t>(2, config.data.workers)),
                       fmt::format("(validation target {}, root '{}')", t.name, t.root.string()));
