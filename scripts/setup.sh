@@ -15,10 +15,11 @@ packages=(
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
   libplplot-dev plplot-driver-cairo
   libfaiss-dev libsqlite3-dev libcpp-httplib-dev prometheus-cpp-dev
+  pybind11-dev python3-dev python3-numpy  # the Python module
 )
 if [ "$tests" = ON ]; then
   packages+=(
-    libgtest-dev libbenchmark-dev
+    libgtest-dev libbenchmark-dev python3-pytest
     chromium chromium-driver python3-selenium wrk  # the web page test, the load bench
   )
 fi
@@ -43,9 +44,13 @@ elif [ ! -f build/CMakeCache.txt ]; then
 fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "${testing[@]}" \
   -DARCFACE_WITH_OPENCV=ON -DARCFACE_WITH_DLIB=ON -DARCFACE_WITH_SERVICE=ON \
-  -DARCFACE_WITH_PLPLOT=ON -DARCFACE_WITH_ONEDNN=ON -DARCFACE_WITH_JEMALLOC=ON
+  -DARCFACE_WITH_PLPLOT=ON -DARCFACE_WITH_ONEDNN=ON -DARCFACE_WITH_JEMALLOC=ON -DARCFACE_WITH_PYTHON=ON
 if [ "$tests" = ON ]; then
   cmake --build build -j"$(nproc)"
 else
-  cmake --build build -j"$(nproc)" --target arcface_cli
+  cmake --build build -j"$(nproc)" --target arcface_cli arcface_python
 fi
+# `import arcface` from Debian's python3: the build folder on its path for this user.
+site=$(/usr/bin/python3 -m site --user-site)
+mkdir -p "$site"
+echo "$PWD/build/python" >"$site/arcface.pth"

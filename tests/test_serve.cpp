@@ -10,6 +10,7 @@
 
 #include "arcface/error.h"
 #include "arcface/face_encoder.h"
+#include "arcface/gallery_model.h"
 #include "arcface/image.h"
 #include "arcface/image_cv.h"
 #include "arcface/server.h"
@@ -116,8 +117,8 @@ TEST(Service, ServerPathsStayBelowTheRoot) {
   Embedder embedder = Embedder::load(test::fixture_model());
   FaceEncoder encoder(embedder, {});
   Batcher batcher(encoder, {});
-  Gallery gallery =
-      Gallery::create(dir / "g.db", gallery_model(embedder, test::fixture_model(), FlipMode::Sum));
+  Gallery gallery = Gallery::create(
+      dir / "g.db", gallery_model(embedder, ModelSource{test::fixture_model()}, FlipMode::Sum));
   ServiceOptions options;
   options.images_root = dir / "root";
   Service service(gallery, batcher, options);
@@ -146,8 +147,8 @@ TEST(Service, WithoutDetectorOnlyFaceCropsAndNamesThatPrint) {
   Embedder embedder = Embedder::load(test::fixture_model());
   FaceEncoder encoder(embedder, {});
   Batcher batcher(encoder, {});
-  Gallery gallery =
-      Gallery::create(dir / "g.db", gallery_model(embedder, test::fixture_model(), FlipMode::Sum));
+  Gallery gallery = Gallery::create(
+      dir / "g.db", gallery_model(embedder, ModelSource{test::fixture_model()}, FlipMode::Sum));
   Service service(gallery, batcher, {});
   // A 1x1 photo is no aligned crop: refused with its size, never searched.
   for (const auto& [size, text] :

@@ -43,9 +43,9 @@ void add_create(CLI::App* group) {
   cmd->add_option("--flip", a->flip, "none, sum or concat: how faces are described")
       ->capture_default_str();
   cmd->callback([a] {
-    Embedder embedder = a->model.load();
-    const auto model =
-        gallery_model(embedder, a->model.model, parse_flip_mode(a->flip), a->model.load_args());
+    const ModelSource source = a->model.source();
+    Embedder embedder = source.load();
+    const auto model = gallery_model(embedder, source, parse_flip_mode(a->flip));
     Gallery::create(a->gallery, model);
     fmt::print("Created gallery {} for {}\n", a->gallery, model.describe());
   });
@@ -69,7 +69,7 @@ void add_add(CLI::App* group) {
     if (root->empty() == subject->empty()) {
       throw Error("gallery add: give --subject NAME with images, or --root FOLDER");
     }
-    Opened o = open_gallery(*a);
+    OpenedGallery o = open_gallery(*a);
     FaceEncoder encoder(o.embedder, encoder_options(*a, o.flip));
     if (!root->empty()) {
       const auto r = enrol_tree(o.gallery, encoder, *root, !*no_progress);
@@ -175,23 +175,12 @@ void add_reembed(CLI::App* group) {
   add_gallery_options(cmd, *a, true);
   cmd->add_option("--flip", a->flip, "none, sum or concat")->capture_default_str();
   cmd->callback([a] {
-    Embedder embedder = a->model.load();
-    const FlipMode flip = parse_flip_mode(a->flip);
+    const ModelSource source = a->model.source();
+    Embedder embedder = source.load();
     Gallery g = Gallery::open(a->gallery);
-    std::vector<std::pair<int64_t, std::vector<float>>> embeddings;
-    FaceEncoderOptions eo;
-    eo.flip = flip;
-    FaceEncoder encoder(embedder, eo);
-    const auto crops = g.crops();
-    std::vector<cv::Mat> images;
-    for (const auto& [id, jpeg] : crops) {
-      images.push_back(
-          to_mat(decode_bytes(jpeg.data(), jpeg.size(), Color::BGR, fmt::format("face {}", id))));
-    }
-    const auto d = encoder.describe(images);
-    for (size_t i = 0; i < crops.size(); ++i) embeddings.emplace_back(crops[i].first, d[i]);
-    g.reembed(gallery_model(embedder, a->model.model, flip, a->model.load_args()), embeddings);
-    fmt::print("Re-embedded {} faces: {}\n", crops.size(), g.model().describe());
+    const int64_t faces =
+        reembed_gallery(g, embedder, source, parse_flip_mode(a->flip), a->batch_size);
+    fmt::print("Re-embedded {} faces: {}\n", faces, g.model().describe());
   });
 }
 
@@ -248,7 +237,7 @@ void add_identify(CLI::App& app) {
     } else if (*far > 0) {
       throw Error("--far needs --report (identify-eval's JSON)");
     }
-    Opened o = open_gallery(*a);
+    OpenedGallery o = open_gallery(*a);
     FaceEncoder encoder(o.embedder, encoder_options(*a, o.flip));
     nlohmann::json out = nlohmann::json::array();
     fmt::print("{:<40} {:<24} {:<28} {:>7}\n", "photo", "face box", "subject", "score");

@@ -86,7 +86,7 @@ void add_serve(CLI::App& app) {
     a->service.max_upload_bytes = static_cast<int64_t>(a->max_upload_mb * (1 << 20));
     a->gallery.options.aggregation = parse_aggregation(a->aggregation);
 
-    Opened o = open_gallery(a->gallery);
+    OpenedGallery o = open_gallery(a->gallery);
     FaceEncoder encoder(o.embedder, encoder_options(a->gallery, o.flip));
     Metrics metrics;
     BatcherOptions batching;

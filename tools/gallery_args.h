@@ -9,6 +9,7 @@
 
 #include "arcface/face_encoder.h"
 #include "arcface/gallery.h"
+#include "arcface/gallery_model.h"
 #include "model_args.h"
 
 namespace arcface::cli {
@@ -49,25 +50,10 @@ inline FaceEncoderOptions encoder_options(const GalleryArgs& a, FlipMode flip) {
   return o;
 }
 
-/// A gallery with the model that reads it: the one given (checked against the gallery's
+/// The gallery with the model that reads it: --model (checked against the gallery's
 /// fingerprint) or the one the gallery was made with.
-struct Opened {
-  Embedder embedder;
-  Gallery gallery;
-  FlipMode flip;
-};
-
-inline Opened open_gallery(GalleryArgs& a) {
-  const GalleryModel stored = Gallery::stored_model(a.gallery);
-  if (a.model.model.empty()) {
-    a.model.model = stored.path;
-    a.model.take_load_args(stored.load_args);
-  }
-  Embedder embedder = a.model.load();
-  const FlipMode flip = parse_flip_mode(stored.flip);
-  const GalleryModel given = gallery_model(embedder, a.model.model, flip, a.model.load_args());
-  Gallery gallery = Gallery::open(a.gallery, given, a.options);
-  return {std::move(embedder), std::move(gallery), flip};
+inline OpenedGallery open_gallery(const GalleryArgs& a) {
+  return arcface::open_gallery(a.gallery, a.model.source(), a.options);
 }
 
 inline Aggregation parse_aggregation(const std::string& name) {

@@ -2,7 +2,6 @@
 
 // The options every command that runs a model shares: the model file, the device, and for
 // ONNX models a description of their input.
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,36 +13,10 @@
 #include "arcface/embedder.h"
 #include "arcface/error.h"
 #include "arcface/evaluate.h"
+#include "arcface/model_source.h"
 #include "arcface/system.h"
 
 namespace arcface::cli {
-
-/// "0.5" or "0.485,0.456,0.406": one value for every channel or one per channel.
-inline std::vector<double> parse_channel_values(const std::string& text, const std::string& name) {
-  std::vector<double> values;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) {
-    size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size()) {
-      throw Error(
-          fmt::format("{} '{}': '{}' is not a number (give one value or three, "
-                      "comma-separated)",
-                      name, text, item));
-    }
-    values.push_back(v);
-  }
-  if (values.size() != 1 && values.size() != 3) {
-    throw Error(fmt::format("{} '{}' has {} values: give one, or three comma-separated", name, text,
-                            values.size()));
-  }
-  return values;
-}
 
 /// How a command describes many images: flip, batch, decoding threads and progress.
 struct EvalArgs {
@@ -111,37 +84,25 @@ struct ModelArgs {
         ->group("Foreign models");
   }
 
-  /// How to load the model again: the options that describe a foreign model's input.
-  nlohmann::json load_args() const {
-    return {{"backbone", backbone}, {"input_size", input_size},
-            {"resize", resize},     {"color", color},
-            {"mean", mean},         {"std", std}};
-  }
-  void take_load_args(const nlohmann::json& j) {
-    backbone = j.value("backbone", backbone);
-    input_size = j.value("input_size", input_size);
-    resize = j.value("resize", resize);
-    color = j.value("color", color);
-    mean = j.value("mean", mean);
-    std = j.value("std", std);
-  }
-
-  Embedder load() const {
-    configure_threads(threads);
-    ForeignModel foreign;
-    foreign.backbone = backbone;
-    auto& p = foreign.preprocess;
+  /// The model these options describe (mean and std checked, naming the options).
+  ModelSource source() const {
+    ModelSource m;
+    m.model = model;
+    m.device = device;
+    m.precision = parse_precision(precision);
+    m.threads = threads;
+    m.foreign.backbone = backbone;
+    auto& p = m.foreign.preprocess;
     p.input_size = input_size;
     p.resize = resize;
     p.color = parse_color(color);
     p.mean = parse_channel_values(mean, "--mean");
     p.std = parse_channel_values(std, "--std");
     check_normalisation(p.mean, p.std, "--mean", "--std");
-    const Precision wanted = parse_precision(precision);
-    Embedder embedder = Embedder::load(model, device, foreign);
-    embedder.precision(wanted);
-    return embedder;
+    return m;
   }
+
+  Embedder load() const { return source().load(); }
 };
 
 }  // namespace arcface::cli

@@ -27,11 +27,6 @@ struct FaceEncoderOptions {
   int detect_threads = 0;
 };
 
-/// The fingerprint a gallery keeps of `embedder` (loaded from `model_file`, with `load_args`
-/// saying how to load it again).
-GalleryModel gallery_model(const Embedder& embedder, const fs::path& model_file, FlipMode flip,
-                           const nlohmann::json& load_args = nlohmann::json::object());
-
 class FaceEncoder {
  public:
   FaceEncoder(Embedder& embedder, FaceEncoderOptions options);

@@ -10,24 +10,10 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "arcface/align.h"
-#include "arcface/checkpoint.h"
 #include "arcface/error.h"
 #include "arcface/image_cv.h"
 
 namespace arcface {
-
-GalleryModel gallery_model(const Embedder& embedder, const fs::path& model_file, FlipMode flip,
-                           const nlohmann::json& load_args) {
-  GalleryModel m;
-  m.network = embedder.network();
-  m.input = describe(embedder.preprocess());
-  m.weights_hash = file_hash(model_file);
-  m.dim = embedder.dim(flip);
-  m.flip = to_string(flip);
-  m.path = fs::absolute(model_file).string();
-  m.load_args = load_args;
-  return m;
-}
 
 FaceEncoder::FaceEncoder(Embedder& embedder, FaceEncoderOptions options)
     : embedder_(embedder), options_(std::move(options)) {

@@ -607,8 +607,7 @@ class Run {
     std::unique_ptr<Progress> progress;
     if (options_.progress) {
       progress = std::make_unique<Progress>(fmt::format("epoch {}/{}", epoch + 1, tc_.max_epoch),
-                                            batches, "batch");
-      progress->update(b);
+                                            batches, "batch", b);
     }
     const auto epoch_start = Clock::now();
     const double allreduce_before = ranks_ ? ranks_->wait_seconds() : 0.0;

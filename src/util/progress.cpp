@@ -15,10 +15,12 @@ std::string format_duration(double seconds) {
   return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
 }
 
-Progress::Progress(std::string label, int64_t total, std::string unit)
+Progress::Progress(std::string label, int64_t total, std::string unit, int64_t done_before)
     : label_(std::move(label)),
       unit_(std::move(unit)),
       total_(total),
+      done_(done_before),
+      done_before_(done_before),
       tty_(isatty(fileno(stderr)) != 0),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
@@ -53,7 +55,7 @@ void Progress::clear() {
 
 void Progress::draw(const std::string& note, bool final_line) {
   double elapsed = since(start_);
-  double rate = elapsed > 0 ? done_ / elapsed : 0.0;
+  double rate = elapsed > 0 ? (done_ - done_before_) / elapsed : 0.0;
   double eta = rate > 0 ? (total_ - done_) / rate : 0.0;
   constexpr int kWidth = 28;
   int filled = total_ > 0 ? static_cast<int>(kWidth * done_ / total_) : kWidth;

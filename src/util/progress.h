@@ -10,7 +10,9 @@ namespace arcface {
 /// otherwise (logs, CI) it prints a line every tenth of the way, so logs stay short.
 class Progress {
  public:
-  Progress(std::string label, int64_t total, std::string unit = "it");
+  /// `done_before` is work finished by an earlier process (a resumed epoch): it fills the bar
+  /// but not the rate.
+  Progress(std::string label, int64_t total, std::string unit = "it", int64_t done_before = 0);
   /// Sets the count done so far; `note` is appended (e.g. "loss 3.21").
   void update(int64_t done, const std::string& note = "");
   /// Draws the final state and ends the line.
@@ -22,7 +24,7 @@ class Progress {
   void draw(const std::string& note, bool final_line);
 
   std::string label_, unit_;
-  int64_t total_, done_ = 0;
+  int64_t total_, done_, done_before_;
   int last_decile_ = -1;
   bool tty_;
   std::chrono::steady_clock::time_point start_, last_draw_;
