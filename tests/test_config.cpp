@@ -65,6 +65,13 @@ TEST(Config, UnknownKeysWrongTypesAndBadValuesAreNamed) {
   EXPECT_NE(e.find("'data.channels'"), std::string::npos) << e;
   e = error_of("data:\n  random_gray: 1.5\n");
   EXPECT_NE(e.find("'data.random_gray'"), std::string::npos) << e;
+  // Strings end up in JSON (training_config.json): bytes that are not UTF-8 are refused.
+  e = error_of("paths:\n  checkpoints_path: \"runs/\xC3\x28\"\n");
+  EXPECT_NE(e.find("cfg.yaml:2: config key 'paths.checkpoints_path' is not valid UTF-8"),
+            std::string::npos)
+      << e;
+  e = error_of("data: {mean: 0.5, [std, 0.5]: 1}\n");
+  EXPECT_NE(e.find("cfg.yaml:1: a config key must be a name"), std::string::npos) << e;
   e = error_of("training: [1, 2\n");
   EXPECT_NE(e.find("YAML syntax error"), std::string::npos) << e;
   EXPECT_THROW(load_config("/nonexistent.yaml"), Error);

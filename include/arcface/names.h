@@ -114,4 +114,9 @@ std::vector<std::string> backbone_names();
 /// "" when it does.
 std::string backbone_input_problem(const std::string& name, int64_t input_size);
 
+/// The offset of the first byte of `text` that is not valid UTF-8 (overlong forms, surrogates
+/// and code points past U+10FFFF included), or -1 when all of it is. Text that goes into JSON
+/// (configs, reports, gallery names) must be valid UTF-8.
+int64_t invalid_utf8_at(const std::string& text);
+
 }  // namespace arcface

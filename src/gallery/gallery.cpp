@@ -18,6 +18,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "arcface/error.h"
+#include "arcface/names.h"
 
 namespace arcface {
 
@@ -385,36 +386,15 @@ std::string subject_name_problem(const std::string& name) {
     return fmt::format("a subject name of {} bytes is longer than the {} allowed", name.size(),
                        kMaxSubjectName);
   }
-  for (size_t i = 0; i < name.size();) {
+  for (size_t i = 0; i < name.size(); ++i) {
     const auto c = static_cast<unsigned char>(name[i]);
     if (c < 0x20 || c == 0x7F) {
       return fmt::format("subject name '{}' holds the control character 0x{:02X} at byte {}",
                          name.substr(0, std::min<size_t>(i, 40)), c, i);
     }
-    // UTF-8: the lead byte says how many continuation bytes (10xxxxxx) follow; the ranges of
-    // the second byte rule out overlong forms, surrogates and code points past U+10FFFF.
-    int more = -1;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c < 0x80) {
-      more = 0;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      more = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      more = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      more = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    }
-    bool valid = more >= 0 && i + more < name.size();
-    for (int k = 1; valid && k <= more; ++k) {
-      const auto next = static_cast<unsigned char>(name[i + k]);
-      valid = k == 1 ? next >= lo && next <= hi : (next & 0xC0) == 0x80;
-    }
-    if (!valid) return fmt::format("subject name is not valid UTF-8 (byte {})", i);
-    i += 1 + more;
+  }
+  if (const int64_t bad = invalid_utf8_at(name); bad >= 0) {
+    return fmt::format("subject name is not valid UTF-8 (byte {})", bad);
   }
   return "";
 }

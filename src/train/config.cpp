@@ -156,6 +156,19 @@ struct Reader {
       throw Error(fmt::format("{}: config key '{}' expects {}, got '{}'", where(source, node), key,
                               type_name<T>(), text));
     }
+    if constexpr (std::is_same_v<T, std::string>) {
+      check_text(key, field, node);
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      for (const auto& item : field) check_text(key, item, node);
+    }
+  }
+
+  // Strings go into training_config.json and the checkpoints' metadata as JSON.
+  void check_text(const std::string& key, const std::string& text, const YAML::Node& node) const {
+    if (const int64_t bad = invalid_utf8_at(text); bad >= 0) {
+      throw Error(fmt::format("{}: config key '{}' is not valid UTF-8 text (byte {})",
+                              where(source, node), key, bad));
+    }
   }
 };
 
@@ -166,6 +179,10 @@ void check_known_keys(const YAML::Node& node, const std::string& prefix,
                             prefix.empty() ? std::string("file") : "section '" + prefix + "'"));
   }
   for (const auto& item : node) {
+    if (!item.first.IsScalar()) {
+      throw Error(fmt::format("{}: a config key must be a name, not '{}'",
+                              where(source, item.first), YAML::Dump(item.first)));
+    }
     const std::string key = (prefix.empty() ? "" : prefix + ".") + item.first.as<std::string>();
     if (known.count(key)) continue;
     const bool is_section = std::any_of(known.begin(), known.end(), [&](const std::string& k) {

@@ -216,4 +216,35 @@ std::string backbone_input_problem(const std::string& name, int64_t input_size) 
   return "";
 }
 
+int64_t invalid_utf8_at(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    // The lead byte says how many continuation bytes (10xxxxxx) follow; the ranges of the
+    // second byte rule out overlong forms, surrogates and code points past U+10FFFF.
+    int more = -1;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c < 0x80) {
+      more = 0;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      more = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      more = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      more = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    }
+    bool valid = more >= 0 && i + more < text.size();
+    for (int k = 1; valid && k <= more; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      valid = k == 1 ? next >= lo && next <= hi : (next & 0xC0) == 0x80;
+    }
+    if (!valid) return static_cast<int64_t>(i);
+    i += 1 + more;
+  }
+  return -1;
+}
+
 }  // namespace arcface
