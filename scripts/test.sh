@@ -15,4 +15,4 @@ build-asan/tests/test_core --gtest_brief=1
 # The fuzz corpora and the inputs that once found a defect, under the same sanitizers.
 for t in "${fuzz[@]}"; do build-asan/tests/fuzz/fuzz_$t tests/fuzz/corpus/$t; done
 unset ASAN_OPTIONS LSAN_OPTIONS
-ctest --test-dir build --output-on-failure -j1 "$@"
+ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
