@@ -22,6 +22,11 @@ struct OpenedGallery {
   FlipMode flip;  // the gallery's
 };
 
+/// Opens a gallery for `embedder`, already loaded from `source`, whose fingerprint must be the
+/// gallery's (an Error says how they differ); faces are described with the gallery's flip.
+Gallery open_gallery_for(const fs::path& path, const Embedder& embedder, const ModelSource& source,
+                         GalleryOptions options = {});
+
 /// Opens a gallery with the model of `source`, which must have the gallery's fingerprint, or
 /// with the model the gallery was made with when `source.model` is empty (its stored path and
 /// load arguments; device, precision and threads still come from `source`).

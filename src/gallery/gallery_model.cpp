@@ -21,15 +21,21 @@ GalleryModel gallery_model(const Embedder& embedder, const ModelSource& source, 
   return m;
 }
 
+Gallery open_gallery_for(const fs::path& path, const Embedder& embedder, const ModelSource& source,
+                         GalleryOptions options) {
+  const FlipMode flip = parse_flip_mode(Gallery::stored_model(path).flip);
+  return Gallery::open(path, gallery_model(embedder, source, flip), options);
+}
+
 OpenedGallery open_gallery(const fs::path& path, ModelSource source, GalleryOptions options) {
-  const GalleryModel stored = Gallery::stored_model(path);
   if (source.model.empty()) {
+    const GalleryModel stored = Gallery::stored_model(path);
     source.model = stored.path;
     source.take_load_args(stored.load_args);
   }
   Embedder embedder = source.load();
-  const FlipMode flip = parse_flip_mode(stored.flip);
-  Gallery gallery = Gallery::open(path, gallery_model(embedder, source, flip), options);
+  Gallery gallery = open_gallery_for(path, embedder, source, options);
+  const FlipMode flip = parse_flip_mode(gallery.model().flip);
   return {std::move(embedder), std::move(gallery), flip};
 }
 

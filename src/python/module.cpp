@@ -423,9 +423,9 @@ std::unique_ptr<PyGallery> open_py_gallery(const py::object& path, std::optional
   auto g = std::make_unique<PyGallery>();
   const std::string file = path_of(path);
   if (model) {
-    g->flip = parse_flip_mode(Gallery::stored_model(file).flip);
     g->embedder = model->embedder;
-    g->gallery = Gallery::open(file, gallery_model(*model->embedder, model->source, g->flip));
+    g->gallery = open_gallery_for(file, *model->embedder, model->source);
+    g->flip = parse_flip_mode(g->gallery->model().flip);
   } else {
     ModelSource source;
     source.device = device;
